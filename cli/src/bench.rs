@@ -1,0 +1,440 @@
+//! `tattle bench`: robustness, invisibility and speed over a folder of images.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use tattle_attacks::{metrics, Attack, SUITE};
+use tattle_core::code::CODED_BITS;
+use tattle_core::plane::luma;
+use tattle_core::{Key, Payload};
+use tattle_detect::{DetectOptions, Detector, Observation};
+use tattle_embed::EmbedOptions;
+
+use crate::files;
+
+/// Arguments of `tattle bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Folder of images to mark and attack.
+    #[arg(long, default_value = "samples")]
+    images: PathBuf,
+    /// Comma-separated attack names (default: the whole suite; `list` prints them).
+    #[arg(long, value_delimiter = ',')]
+    attacks: Option<Vec<String>>,
+    /// Print JSON Lines (one object per image, then a summary) instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Also write the tables as Markdown to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Mark strength.
+    #[arg(long, default_value_t = 1.0)]
+    strength: f32,
+}
+
+/// How one attack went on one image.
+#[derive(Clone, Debug, Serialize)]
+struct Outcome {
+    attack: &'static str,
+    detected: bool,
+    exact: bool,
+    raw_bit_errors: usize,
+    score: f64,
+    /// The unmarked original, attacked the same way, was reported as marked.
+    false_positive_unmarked: bool,
+    /// The marked image, attacked, was reported as marked under another key.
+    false_positive_wrong_key: bool,
+}
+
+/// Everything measured on one image.
+#[derive(Clone, Debug, Serialize)]
+struct ImageReport {
+    image: String,
+    width: u32,
+    height: u32,
+    luma_psnr: f64,
+    rgb_psnr: f64,
+    ssim: f64,
+    embed_seconds: f64,
+    detect_seconds: f64,
+    outcomes: Vec<Outcome>,
+}
+
+/// Counts for one row of the robustness table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct Tally {
+    runs: usize,
+    exact: usize,
+    detected: usize,
+    bit_errors: usize,
+    false_positives_unmarked: usize,
+    false_positives_wrong_key: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Outcome) {
+        self.runs += 1;
+        self.exact += usize::from(o.exact);
+        self.detected += usize::from(o.detected);
+        self.bit_errors += o.raw_bit_errors;
+        self.false_positives_unmarked += usize::from(o.false_positive_unmarked);
+        self.false_positives_wrong_key += usize::from(o.false_positive_wrong_key);
+    }
+
+    fn percent(part: usize, whole: usize) -> f64 {
+        if whole == 0 {
+            0.0
+        } else {
+            100.0 * part as f64 / whole as f64
+        }
+    }
+
+    fn exact_percent(&self) -> f64 {
+        Self::percent(self.exact, self.runs)
+    }
+
+    fn detected_percent(&self) -> f64 {
+        Self::percent(self.detected, self.runs)
+    }
+
+    fn mean_bit_errors(&self) -> f64 {
+        if self.runs == 0 {
+            0.0
+        } else {
+            self.bit_errors as f64 / self.runs as f64
+        }
+    }
+}
+
+/// Mean and minimum of a list of values.
+fn mean_min(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    (mean, min)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// The fixed key the benchmark marks with, and the one it checks false
+/// positives with: derived from public strings, so runs are reproducible.
+fn bench_key(name: &str) -> Key {
+    Key::from_bytes(blake3::derive_key(
+        "tattle bench public test key",
+        name.as_bytes(),
+    ))
+}
+
+fn payload_for(index: usize) -> Payload {
+    Payload::new(0x7a77_1e00_0000_0000 ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+fn image_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .map(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().as_str(),
+                        "png" | "jpg" | "jpeg" | "tif" | "tiff" | "webp" | "exr"
+                    )
+                })
+                .unwrap_or(false)
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("{}: no images (png, jpg, tif, webp, exr) found", dir.display());
+    }
+    Ok(paths)
+}
+
+fn select_attacks(names: &Option<Vec<String>>) -> Result<Vec<&'static Attack>> {
+    match names {
+        None => Ok(SUITE.iter().collect()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                tattle_attacks::find(n.trim()).with_context(|| {
+                    let known: Vec<_> = SUITE.iter().map(|a| a.name).collect();
+                    format!("unknown attack {n:?}; known attacks: {}", known.join(", "))
+                })
+            })
+            .collect(),
+    }
+}
+
+struct Rig {
+    embed: tattle_embed::Embedder,
+    detect: Detector,
+    wrong_key: Detector,
+}
+
+fn bench_image(rig: &Rig, path: &Path, index: usize, attacks: &[&'static Attack]) -> Result<ImageReport> {
+    let original = files::load_image(path)?;
+    let payload = payload_for(index);
+    let started = Instant::now();
+    let marked = rig.embed.embed(&original, payload)?;
+    let embed_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let _ = rig.detect.detect(&marked)?;
+    let detect_seconds = started.elapsed().as_secs_f64();
+    let mut outcomes = Vec::with_capacity(attacks.len());
+    for (a, attack) in attacks.iter().enumerate() {
+        let seed = (index * 1000 + a) as u64;
+        let attacked =
+            (attack.apply)(&marked, seed).with_context(|| format!("{}: {}", path.display(), attack.name))?;
+        let observation = Observation::measure(&luma(&attacked), &Default::default());
+        let found = rig.detect.test(&observation);
+        let unmarked = (attack.apply)(&original, seed)?;
+        outcomes.push(Outcome {
+            attack: attack.name,
+            detected: found.detected,
+            exact: found.payload == Some(payload),
+            raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
+            score: found.score,
+            false_positive_unmarked: rig.detect.detect(&unmarked)?.detected,
+            false_positive_wrong_key: rig.wrong_key.test(&observation).detected,
+        });
+    }
+    Ok(ImageReport {
+        image: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        width: original.width(),
+        height: original.height(),
+        luma_psnr: metrics::luma_psnr(&original, &marked),
+        rgb_psnr: metrics::rgb_psnr(&original, &marked),
+        ssim: metrics::luma_ssim(&original, &marked),
+        embed_seconds,
+        detect_seconds,
+        outcomes,
+    })
+}
+
+/// Runs the benchmark.
+pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if args.attacks.as_deref().map(|a| a == ["list"]).unwrap_or(false) {
+        for a in SUITE {
+            println!("{:<24} {:?}", a.name, a.family);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let attacks = select_attacks(&args.attacks)?;
+    let paths = image_paths(&args.images)?;
+    let rig = Rig {
+        embed: EmbedOptions::default()
+            .strength(args.strength)
+            .build(&bench_key("mark"))?,
+        detect: DetectOptions::default().build(&bench_key("mark"))?,
+        wrong_key: DetectOptions::default().build(&bench_key("another studio"))?,
+    };
+    let bar = ProgressBar::new(paths.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let started = Instant::now();
+    let reports: Vec<Result<ImageReport>> = paths
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let r = bench_image(&rig, p, i, &attacks);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut ok = Vec::new();
+    let mut failures = 0;
+    for r in reports {
+        match r {
+            Ok(r) => ok.push(r),
+            Err(e) => {
+                eprintln!("tattle: error: {e:#}");
+                failures += 1;
+            }
+        }
+    }
+    let summary = Summary::new(&ok, &attacks, started.elapsed().as_secs_f64());
+    if args.json {
+        for r in &ok {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", summary.markdown(&ok, args));
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, summary.markdown(&ok, args))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(if failures > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Serialize)]
+struct Summary {
+    images: usize,
+    rows: Vec<(String, Tally)>,
+    luma_psnr_mean_min: (f64, f64),
+    rgb_psnr_mean_min: (f64, f64),
+    ssim_mean_min: (f64, f64),
+    embed_megapixels_per_second_median: f64,
+    detect_megapixels_per_second_median: f64,
+    wall_seconds: f64,
+}
+
+impl Summary {
+    fn new(reports: &[ImageReport], attacks: &[&'static Attack], wall_seconds: f64) -> Self {
+        let rows = attacks
+            .iter()
+            .map(|a| {
+                let mut t = Tally::default();
+                for o in reports
+                    .iter()
+                    .flat_map(|r| r.outcomes.iter())
+                    .filter(|o| o.attack == a.name)
+                {
+                    t.add(o);
+                }
+                (a.name.to_owned(), t)
+            })
+            .collect();
+        let field = |f: fn(&ImageReport) -> f64| reports.iter().map(f).collect::<Vec<_>>();
+        let mp = |r: &ImageReport| f64::from(r.width) * f64::from(r.height) / 1e6;
+        Self {
+            images: reports.len(),
+            rows,
+            luma_psnr_mean_min: mean_min(&field(|r| r.luma_psnr)),
+            rgb_psnr_mean_min: mean_min(&field(|r| r.rgb_psnr)),
+            ssim_mean_min: mean_min(&field(|r| r.ssim)),
+            embed_megapixels_per_second_median: median(
+                reports.iter().map(|r| mp(r) / r.embed_seconds).collect(),
+            ),
+            detect_megapixels_per_second_median: median(
+                reports.iter().map(|r| mp(r) / r.detect_seconds).collect(),
+            ),
+            wall_seconds,
+        }
+    }
+
+    fn markdown(&self, reports: &[ImageReport], args: &BenchArgs) -> String {
+        let mut s = String::new();
+        s += &format!(
+            "## Robustness ({} images from `{}`, strength {})\n\n",
+            self.images,
+            args.images.display(),
+            args.strength
+        );
+        s += &format!("| attack | exact payload % | detected % | mean raw bit errors (of {CODED_BITS}) | false positives: unmarked | false positives: wrong key |\n");
+        s += "|---|---:|---:|---:|---:|---:|\n";
+        for (name, t) in &self.rows {
+            s += &format!(
+                "| {name} | {:.1} | {:.1} | {:.1} | {}/{} | {}/{} |\n",
+                t.exact_percent(),
+                t.detected_percent(),
+                t.mean_bit_errors(),
+                t.false_positives_unmarked,
+                t.runs,
+                t.false_positives_wrong_key,
+                t.runs
+            );
+        }
+        s += "\n## Invisibility\n\n| metric | mean | min |\n|---|---:|---:|\n";
+        for (name, (mean, min)) in [
+            ("luma PSNR (dB)", self.luma_psnr_mean_min),
+            ("RGB PSNR (dB)", self.rgb_psnr_mean_min),
+            ("SSIM (luma)", self.ssim_mean_min),
+        ] {
+            s += &format!("| {name} | {mean:.4} | {min:.4} |\n");
+        }
+        s += "\n| image | size | luma PSNR | RGB PSNR | SSIM | exact after all attacks |\n|---|---|---:|---:|---:|---:|\n";
+        for r in reports {
+            let exact = r.outcomes.iter().filter(|o| o.exact).count();
+            s += &format!(
+                "| {} | {}x{} | {:.2} | {:.2} | {:.4} | {}/{} |\n",
+                r.image,
+                r.width,
+                r.height,
+                r.luma_psnr,
+                r.rgb_psnr,
+                r.ssim,
+                exact,
+                r.outcomes.len()
+            );
+        }
+        s += &format!(
+            "\n## Speed\n\n| | median MP/s |\n|---|---:|\n| embed (decoded image in memory) | {:.1} |\n| detect (no attack) | {:.1} |\n\nWall time: {:.1} s.\n",
+            self.embed_megapixels_per_second_median, self.detect_megapixels_per_second_median, self.wall_seconds
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(exact: bool, detected: bool, errors: usize, fp: bool) -> Outcome {
+        Outcome {
+            attack: "x",
+            detected,
+            exact,
+            raw_bit_errors: errors,
+            score: 0.0,
+            false_positive_unmarked: fp,
+            false_positive_wrong_key: false,
+        }
+    }
+
+    #[test]
+    fn tally_arithmetic() {
+        let mut t = Tally::default();
+        t.add(&outcome(true, true, 4, false));
+        t.add(&outcome(false, true, 10, true));
+        t.add(&outcome(false, false, 100, false));
+        t.add(&outcome(true, true, 6, false));
+        assert_eq!(t.exact_percent(), 50.0);
+        assert_eq!(t.detected_percent(), 75.0);
+        assert_eq!(t.mean_bit_errors(), 30.0);
+        assert_eq!(t.false_positives_unmarked, 1);
+        assert_eq!(Tally::default().exact_percent(), 0.0);
+    }
+
+    #[test]
+    fn mean_min_and_median() {
+        assert_eq!(mean_min(&[3.0, 1.0, 2.0]), (2.0, 1.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+}

@@ -1,0 +1,254 @@
+//! `tattle`: invisible, keyed, forensic watermarks for production art.
+
+mod bench;
+mod files;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use tattle_core::{Key, Payload};
+use tattle_detect::{DetectOptions, Detection};
+use tattle_embed::EmbedOptions;
+
+/// Invisible, keyed, forensic watermarks for production art.
+#[derive(Parser, Debug)]
+#[command(name = "tattle", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a new random secret key (from the OS random generator) to a file with mode 0600.
+    Keygen {
+        /// Where to write the key. An existing file is never overwritten.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Mark an image with a 64-bit payload.
+    Embed {
+        /// The secret key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The payload: exactly 16 hexadecimal digits.
+        #[arg(long)]
+        payload: String,
+        /// The image to mark.
+        input: PathBuf,
+        /// Where to write the marked image; its extension picks the format (png, jpg, tif, webp, exr).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Mark strength: higher is more robust and more visible.
+        #[arg(long, default_value_t = 1.0)]
+        strength: f32,
+        /// JPEG quality when the output is a JPEG (1-100).
+        #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// Allow the output to replace the input file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Look for a mark in images.
+    Detect {
+        /// The secret key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Images to examine.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// One JSON object per image per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Largest false-positive probability at which a mark is reported.
+        #[arg(long, default_value_t = 1e-9)]
+        threshold: f64,
+    },
+    /// Measure robustness, invisibility and speed over a folder of images.
+    Bench(bench::BenchArgs),
+    /// Show where two images differ: writes the luma difference, amplified, around mid grey.
+    Diff {
+        /// The original image.
+        original: PathBuf,
+        /// The marked image.
+        marked: PathBuf,
+        /// Where to write the picture of the difference (PNG).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Amplification of the difference.
+        #[arg(long, default_value_t = 20.0)]
+        gain: f32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tattle: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Keygen { output } => keygen(&output),
+        Command::Embed {
+            key,
+            payload,
+            input,
+            output,
+            strength,
+            quality,
+            force,
+        } => embed(&key, &payload, &input, &output, strength, quality, force),
+        Command::Detect {
+            key,
+            inputs,
+            json,
+            threshold,
+        } => detect(&key, &inputs, json, threshold),
+        Command::Bench(args) => bench::run(&args),
+        Command::Diff {
+            original,
+            marked,
+            output,
+            gain,
+        } => diff(&original, &marked, &output, gain),
+    }
+}
+
+fn keygen(output: &Path) -> Result<ExitCode> {
+    let key = Key::generate()?;
+    files::write_new_private(output, key.to_file_text().as_bytes())
+        .with_context(|| format!("cannot write key file {}", output.display()))?;
+    eprintln!(
+        "wrote new key {} (fingerprint {})",
+        output.display(),
+        key.fingerprint()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_key(path: &Path) -> Result<Key> {
+    Key::from_file(path).with_context(|| format!("key file {}", path.display()))
+}
+
+fn embed(
+    key_path: &Path,
+    payload: &str,
+    input: &Path,
+    output: &Path,
+    strength: f32,
+    quality: u8,
+    force: bool,
+) -> Result<ExitCode> {
+    let payload: Payload = payload.parse().context("--payload")?;
+    let key = load_key(key_path)?;
+    let embedder = EmbedOptions::default().strength(strength).build(&key)?;
+    if !force && files::same_file(input, output) {
+        bail!(
+            "{} is the input file; refusing to overwrite it (pass --force to replace it)",
+            output.display()
+        );
+    }
+    let image = files::load_image(input)?;
+    let marked = embedder
+        .embed(&image, payload)
+        .with_context(|| format!("cannot mark {}", input.display()))?;
+    files::save_image_atomic(&marked, output, quality)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `tattle detect --json`.
+#[derive(Serialize)]
+struct DetectRecord<'a> {
+    path: &'a str,
+    #[serde(flatten)]
+    detection: &'a Detection,
+}
+
+fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Result<ExitCode> {
+    let key = load_key(key_path)?;
+    let detector = DetectOptions::default().threshold(threshold).build(&key)?;
+    let mut all_detected = true;
+    let mut failed = false;
+    let stdout = std::io::stdout();
+    for input in inputs {
+        let result = files::load_image(input).and_then(|img| {
+            detector
+                .detect(&img)
+                .with_context(|| format!("cannot examine {}", input.display()))
+        });
+        let detection = match result {
+            Ok(d) => d,
+            Err(err) => {
+                eprintln!("tattle: error: {err:#}");
+                failed = true;
+                continue;
+            }
+        };
+        all_detected &= detection.detected;
+        let path = input.display().to_string();
+        let line = if json {
+            serde_json::to_string(&DetectRecord {
+                path: &path,
+                detection: &detection,
+            })?
+        } else {
+            describe(&path, &detection)
+        };
+        if writeln!(stdout.lock(), "{line}").is_err() {
+            // A closed pipe (`| head`) is not an error worth reporting.
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else if all_detected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn describe(path: &str, d: &Detection) -> String {
+    let odds = format!(
+        "false-positive probability {}, score {:.1}",
+        files::format_probability(d.false_positive_log10),
+        d.score
+    );
+    match (d.detected, d.payload) {
+        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds})"),
+        (true, None) => format!("{path}: marked, payload unreadable ({odds})"),
+        (false, _) => format!("{path}: no mark found ({odds})"),
+    }
+}
+
+fn diff(original: &Path, marked: &Path, output: &Path, gain: f32) -> Result<ExitCode> {
+    let a = tattle_core::plane::luma(&files::load_image(original)?);
+    let b = tattle_core::plane::luma(&files::load_image(marked)?);
+    if a.dim() != b.dim() {
+        bail!(
+            "{} is {}x{} but {} is {}x{}",
+            original.display(),
+            a.ncols(),
+            a.nrows(),
+            marked.display(),
+            b.ncols(),
+            b.nrows()
+        );
+    }
+    let picture = image::GrayImage::from_fn(a.ncols() as u32, a.nrows() as u32, |x, y| {
+        let d = b[[y as usize, x as usize]] - a[[y as usize, x as usize]];
+        image::Luma([(128.0 + gain * d).round().clamp(0.0, 255.0) as u8])
+    });
+    files::save_image_atomic(&image::DynamicImage::ImageLuma8(picture), output, 95)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,513 @@
+//! What happens to leaked frames, as code: the attack suite of `tattle
+//! bench`, and the quality metrics that say how visible a mark is.
+//!
+//! Every attack is one small named function in [`SUITE`]. Attacks that use
+//! randomness take a seed, so every run of the benchmark is reproducible.
+//!
+//! ```
+//! use image::{DynamicImage, RgbImage};
+//! use tattle_attacks::{find, SUITE};
+//! let img = DynamicImage::ImageRgb8(RgbImage::new(64, 48));
+//! let jpeg = find("jpeg-50").unwrap();
+//! let out = (jpeg.apply)(&img, 1).unwrap();
+//! assert_eq!((out.width(), out.height()), (64, 48));
+//! assert!(SUITE.len() > 30);
+//! ```
+#![deny(missing_docs)]
+
+pub mod metrics;
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, GrayImage, ImageReader, Rgb, RgbImage};
+use imageproc::geometric_transformations::{rotate_about_center, Interpolation};
+use tattle_core::prng::KeyedStream;
+
+/// Why an attack could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttackError {
+    /// An encoder or decoder inside the attack failed.
+    #[error("codec failed inside attack: {0}")]
+    Codec(#[from] image::ImageError),
+    /// The image is too small for this attack.
+    #[error("image too small for this attack")]
+    TooSmall,
+}
+
+/// Result of an attack.
+pub type AttackResult = Result<DynamicImage, AttackError>;
+
+/// The kind of change an attack makes; geometric attacks need the
+/// detector's resynchronisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// No change at all.
+    None,
+    /// Lossy re-encoding.
+    Compression,
+    /// Filtering and noise.
+    Signal,
+    /// Brightness, contrast, gamma, colour.
+    Valumetric,
+    /// Local destruction of content.
+    Occlusion,
+    /// Cropping, scaling, rotation, flipping.
+    Geometric,
+}
+
+/// One named attack.
+#[derive(Clone, Copy)]
+pub struct Attack {
+    /// Name used on the command line and in tables.
+    pub name: &'static str,
+    /// What kind of change it is.
+    pub family: Family,
+    /// Applies the attack; `seed` drives any randomness.
+    pub apply: fn(&DynamicImage, u64) -> AttackResult,
+}
+
+impl std::fmt::Debug for Attack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attack").field("name", &self.name).finish()
+    }
+}
+
+/// Looks an attack up by name.
+pub fn find(name: &str) -> Option<&'static Attack> {
+    SUITE.iter().find(|a| a.name == name)
+}
+
+macro_rules! attack {
+    ($name:literal, $family:ident, $f:expr) => {
+        Attack {
+            name: $name,
+            family: Family::$family,
+            apply: $f,
+        }
+    };
+}
+
+/// The benchmark's attack suite.
+pub static SUITE: &[Attack] = &[
+    attack!("identity", None, |i, _| Ok(DynamicImage::ImageRgb8(i.to_rgb8()))),
+    attack!("jpeg-90", Compression, |i, _| jpeg(i, 90)),
+    attack!("jpeg-75", Compression, |i, _| jpeg(i, 75)),
+    attack!("jpeg-50", Compression, |i, _| jpeg(i, 50)),
+    attack!("jpeg-30", Compression, |i, _| jpeg(i, 30)),
+    attack!("noise-5", Signal, |i, s| gaussian_noise(i, 5.0, s)),
+    attack!("blur-1", Signal, |i, _| Ok(DynamicImage::ImageRgb8(
+        imageops::blur(&i.to_rgb8(), 1.0)
+    ))),
+    attack!("median-3", Signal, |i, _| median3(i)),
+    attack!("sharpen", Signal, |i, _| sharpen(i)),
+    attack!("brightness-1.3", Valumetric, |i, _| map_levels(i, |v| v * 1.3)),
+    attack!("contrast-1.3", Valumetric, |i, _| map_levels(i, |v| (v - 127.5)
+        * 1.3
+        + 127.5)),
+    attack!("gamma-0.8", Valumetric, |i, _| map_levels(i, |v| 255.0
+        * (v / 255.0).powf(0.8))),
+    attack!("grayscale", Valumetric, |i, _| Ok(DynamicImage::ImageRgb8(
+        DynamicImage::ImageLuma8(i.to_luma8()).to_rgb8()
+    ))),
+    attack!("occlusion-15", Occlusion, occlusion),
+    attack!("crop-50-centre", Geometric, |i, _| crop_fraction(
+        i, 0.5, 0.5, 0.5
+    )),
+    attack!("crop-25-top-left", Geometric, |i, _| crop_fraction(
+        i, 0.25, 0.0, 0.0
+    )),
+    attack!("crop-25-top-right", Geometric, |i, _| crop_fraction(
+        i, 0.25, 1.0, 0.0
+    )),
+    attack!("crop-25-bottom-left", Geometric, |i, _| crop_fraction(
+        i, 0.25, 0.0, 1.0
+    )),
+    attack!("crop-25-bottom-right", Geometric, |i, _| crop_fraction(
+        i, 0.25, 1.0, 1.0
+    )),
+    attack!("crop-50-odd-offset", Geometric, |i, s| crop_random(i, 0.5, s)),
+    attack!("scale-0.5-bilinear", Geometric, |i, _| scale(
+        i,
+        0.5,
+        0.5,
+        FilterType::Triangle
+    )),
+    attack!("scale-0.5-bicubic", Geometric, |i, _| scale(
+        i,
+        0.5,
+        0.5,
+        FilterType::CatmullRom
+    )),
+    attack!("scale-0.5-lanczos", Geometric, |i, _| scale(
+        i,
+        0.5,
+        0.5,
+        FilterType::Lanczos3
+    )),
+    attack!("scale-0.75-bilinear", Geometric, |i, _| scale(
+        i,
+        0.75,
+        0.75,
+        FilterType::Triangle
+    )),
+    attack!("scale-0.75-bicubic", Geometric, |i, _| scale(
+        i,
+        0.75,
+        0.75,
+        FilterType::CatmullRom
+    )),
+    attack!("scale-0.75-lanczos", Geometric, |i, _| scale(
+        i,
+        0.75,
+        0.75,
+        FilterType::Lanczos3
+    )),
+    attack!("scale-1.5-bilinear", Geometric, |i, _| scale(
+        i,
+        1.5,
+        1.5,
+        FilterType::Triangle
+    )),
+    attack!("scale-1.5-bicubic", Geometric, |i, _| scale(
+        i,
+        1.5,
+        1.5,
+        FilterType::CatmullRom
+    )),
+    attack!("scale-1.5-lanczos", Geometric, |i, _| scale(
+        i,
+        1.5,
+        1.5,
+        FilterType::Lanczos3
+    )),
+    attack!("scale-2-bilinear", Geometric, |i, _| scale(
+        i,
+        2.0,
+        2.0,
+        FilterType::Triangle
+    )),
+    attack!("scale-2-bicubic", Geometric, |i, _| scale(
+        i,
+        2.0,
+        2.0,
+        FilterType::CatmullRom
+    )),
+    attack!("scale-2-lanczos", Geometric, |i, _| scale(
+        i,
+        2.0,
+        2.0,
+        FilterType::Lanczos3
+    )),
+    attack!("width-1080-jpeg-75", Geometric, |i, _| {
+        let f = 1080.0 / i.width() as f32;
+        jpeg(&scale(i, f, f, FilterType::CatmullRom)?, 75)
+    }),
+    attack!("aspect-y-0.9", Geometric, |i, _| scale(
+        i,
+        1.0,
+        0.9,
+        FilterType::CatmullRom
+    )),
+    attack!("aspect-x-0.9", Geometric, |i, _| scale(
+        i,
+        0.9,
+        1.0,
+        FilterType::CatmullRom
+    )),
+    attack!("rotate+2", Geometric, |i, _| rotate_crop(i, 2.0)),
+    attack!("rotate-2", Geometric, |i, _| rotate_crop(i, -2.0)),
+    attack!("rotate+5", Geometric, |i, _| rotate_crop(i, 5.0)),
+    attack!("rotate-5", Geometric, |i, _| rotate_crop(i, -5.0)),
+    attack!("rotate+10", Geometric, |i, _| rotate_crop(i, 10.0)),
+    attack!("rotate-10", Geometric, |i, _| rotate_crop(i, -10.0)),
+    attack!("rotate-90", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
+        imageops::rotate90(&i.to_rgb8())
+    ))),
+    attack!("rotate-180", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
+        imageops::rotate180(&i.to_rgb8())
+    ))),
+    attack!("rotate-270", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
+        imageops::rotate270(&i.to_rgb8())
+    ))),
+    attack!("mirror", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
+        imageops::flip_horizontal(&i.to_rgb8())
+    ))),
+    attack!("screenshot-chain", Geometric, screenshot_chain),
+];
+
+/// Re-encodes as JPEG at `quality` (4:2:0 chroma, as most encoders do) and decodes again.
+pub fn jpeg(image: &DynamicImage, quality: u8) -> AttackResult {
+    let rgb = image.to_rgb8();
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(&rgb)?;
+    Ok(ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg).decode()?)
+}
+
+/// Standard normal deviates from a keyed stream (Box–Muller on raw words).
+fn normal_deviates(seed: u64) -> impl FnMut() -> f32 {
+    let mut stream = KeyedStream::from_seed(seed_bytes(seed));
+    move || {
+        let u1 = ((stream.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let u2 = (stream.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+}
+
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes
+}
+
+/// Adds independent gaussian noise of standard deviation `sigma` (8-bit
+/// grey levels) to every channel.
+pub fn gaussian_noise(image: &DynamicImage, sigma: f32, seed: u64) -> AttackResult {
+    let mut rgb = image.to_rgb8();
+    let mut normal = normal_deviates(seed);
+    for v in rgb.iter_mut() {
+        *v = (f32::from(*v) + sigma * normal()).round().clamp(0.0, 255.0) as u8;
+    }
+    Ok(DynamicImage::ImageRgb8(rgb))
+}
+
+/// Applies `f` to every channel value (0–255), rounding and clamping.
+pub fn map_levels(image: &DynamicImage, f: impl Fn(f32) -> f32) -> AttackResult {
+    let mut rgb = image.to_rgb8();
+    for v in rgb.iter_mut() {
+        *v = f(f32::from(*v)).round().clamp(0.0, 255.0) as u8;
+    }
+    Ok(DynamicImage::ImageRgb8(rgb))
+}
+
+fn per_channel(image: &DynamicImage, f: impl Fn(&GrayImage) -> GrayImage) -> AttackResult {
+    let rgb = image.to_rgb8();
+    let planes: Vec<GrayImage> = (0..3)
+        .map(|c| {
+            f(&GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+                image::Luma([rgb.get_pixel(x, y)[c]])
+            }))
+        })
+        .collect();
+    Ok(DynamicImage::ImageRgb8(RgbImage::from_fn(
+        rgb.width(),
+        rgb.height(),
+        |x, y| Rgb([0, 1, 2].map(|c| planes[c].get_pixel(x, y)[0])),
+    )))
+}
+
+/// 3x3 median filter on every channel.
+pub fn median3(image: &DynamicImage) -> AttackResult {
+    per_channel(image, |p| imageproc::filter::median_filter(p, 1, 1))
+}
+
+/// The StirMark sharpening kernel `[0 −1 0; −1 5 −1; 0 −1 0]`.
+pub fn sharpen(image: &DynamicImage) -> AttackResult {
+    let kernel = [0.0f32, -1.0, 0.0, -1.0, 5.0, -1.0, 0.0, -1.0, 0.0];
+    per_channel(image, |p| imageproc::filter::filter3x3(p, &kernel))
+}
+
+/// Paints an opaque mid-grey rectangle over 15% of the area at a seeded place.
+pub fn occlusion(image: &DynamicImage, seed: u64) -> AttackResult {
+    let mut rgb = image.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let side = 0.15f64.sqrt();
+    let (rw, rh) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
+    let mut stream = KeyedStream::from_seed(seed_bytes(seed));
+    let x0 = stream.below(u64::from(w - rw + 1)) as u32;
+    let y0 = stream.below(u64::from(h - rh + 1)) as u32;
+    for y in y0..y0 + rh {
+        for x in x0..x0 + rw {
+            rgb.put_pixel(x, y, Rgb([128, 128, 128]));
+        }
+    }
+    Ok(DynamicImage::ImageRgb8(rgb))
+}
+
+/// Crops to `area` of the image with the same aspect ratio; `fx`, `fy` in
+/// 0..=1 place the crop (0 = left/top, 1 = right/bottom).
+pub fn crop_fraction(image: &DynamicImage, area: f64, fx: f64, fy: f64) -> AttackResult {
+    let (w, h) = (image.width(), image.height());
+    let (cw, ch) = crop_size(w, h, area)?;
+    let x0 = ((w - cw) as f64 * fx).round() as u32;
+    let y0 = ((h - ch) as f64 * fy).round() as u32;
+    Ok(DynamicImage::ImageRgb8(
+        imageops::crop_imm(&image.to_rgb8(), x0, y0, cw, ch).to_image(),
+    ))
+}
+
+/// Size of a crop keeping `area` of a `w`×`h` image at the same aspect ratio.
+fn crop_size(w: u32, h: u32, area: f64) -> Result<(u32, u32), AttackError> {
+    let side = area.sqrt();
+    let (cw, ch) = ((w as f64 * side).round() as u32, (h as f64 * side).round() as u32);
+    if cw == 0 || ch == 0 || cw > w || ch > h {
+        return Err(AttackError::TooSmall);
+    }
+    Ok((cw, ch))
+}
+
+/// Crops to `area` at a seeded offset that is never a multiple of 8.
+pub fn crop_random(image: &DynamicImage, area: f64, seed: u64) -> AttackResult {
+    let mut stream = KeyedStream::from_seed(seed_bytes(seed));
+    let (w, h) = (image.width(), image.height());
+    let (cw, ch) = crop_size(w, h, area)?;
+    let odd = |stream: &mut KeyedStream, room: u32| -> u32 {
+        if room < 2 {
+            return 0;
+        }
+        let v = stream.below(u64::from(room)) as u32;
+        if v % 8 == 0 {
+            v + 1
+        } else {
+            v
+        }
+    };
+    let x0 = odd(&mut stream, w - cw).min(w - cw);
+    let y0 = odd(&mut stream, h - ch).min(h - ch);
+    Ok(DynamicImage::ImageRgb8(
+        imageops::crop_imm(&image.to_rgb8(), x0, y0, cw, ch).to_image(),
+    ))
+}
+
+/// Resizes by `fx` horizontally and `fy` vertically.
+pub fn scale(image: &DynamicImage, fx: f32, fy: f32, filter: FilterType) -> AttackResult {
+    let w = ((image.width() as f32 * fx).round() as u32).max(1);
+    let h = ((image.height() as f32 * fy).round() as u32).max(1);
+    Ok(DynamicImage::ImageRgb8(imageops::resize(
+        &image.to_rgb8(),
+        w,
+        h,
+        filter,
+    )))
+}
+
+/// Rotates by `degrees` about the centre (bilinear) and crops to the
+/// largest axis-aligned rectangle that holds no border.
+pub fn rotate_crop(image: &DynamicImage, degrees: f32) -> AttackResult {
+    let rgb = image.to_rgb8();
+    let theta = degrees.to_radians();
+    let rotated = rotate_about_center(&rgb, theta, Interpolation::Bilinear, Rgb([0, 0, 0]));
+    let (w, h) = (rgb.width() as f32, rgb.height() as f32);
+    let (cw, ch) = largest_inscribed(w, h, theta.abs());
+    let (cw, ch) = (cw.floor() as u32, ch.floor() as u32);
+    if cw < 8 || ch < 8 {
+        return Err(AttackError::TooSmall);
+    }
+    let x0 = ((w - cw as f32) / 2.0).ceil() as u32;
+    let y0 = ((h - ch as f32) / 2.0).ceil() as u32;
+    Ok(DynamicImage::ImageRgb8(
+        imageops::crop_imm(&rotated, x0, y0, cw, ch).to_image(),
+    ))
+}
+
+/// Largest axis-aligned rectangle inside a `w`×`h` rectangle rotated by `theta`.
+fn largest_inscribed(w: f32, h: f32, theta: f32) -> (f32, f32) {
+    let (sin, cos) = (theta.sin().abs(), theta.cos().abs());
+    let (long, short) = if w >= h { (w, h) } else { (h, w) };
+    let (a, b) = if short <= 2.0 * sin * cos * long || (sin - cos).abs() < 1e-10 {
+        let x = 0.5 * short;
+        if w >= h {
+            (x / sin, x / cos)
+        } else {
+            (x / cos, x / sin)
+        }
+    } else {
+        let cos2 = cos * cos - sin * sin;
+        ((w * cos - h * sin) / cos2, (h * cos - w * sin) / cos2)
+    };
+    (a.min(w), b.min(h))
+}
+
+/// A screenshot of a scaled-down view: scale 0.8 (bilinear), crop to 90% of
+/// the area at a seeded offset, JPEG 85.
+pub fn screenshot_chain(image: &DynamicImage, seed: u64) -> AttackResult {
+    let scaled = scale(image, 0.8, 0.8, FilterType::Triangle)?;
+    jpeg(&crop_random(&scaled, 0.9, seed)?, 85)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_image(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 3) as u8, (y * 5) as u8, ((x ^ y) * 7) as u8])
+        }))
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = SUITE.iter().map(|a| a.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SUITE.len());
+    }
+
+    #[test]
+    fn every_attack_is_deterministic_and_sized_as_documented() {
+        let img = test_image(320, 240);
+        for attack in SUITE {
+            let a = (attack.apply)(&img, 9).unwrap();
+            let b = (attack.apply)(&img, 9).unwrap();
+            assert_eq!(a.as_bytes(), b.as_bytes(), "{}", attack.name);
+            let (w, h) = (a.width(), a.height());
+            let expected = match attack.name {
+                n if n.starts_with("crop-50") => Some((226, 170)),
+                n if n.starts_with("crop-25") => Some((160, 120)),
+                n if n.starts_with("scale-0.5") => Some((160, 120)),
+                n if n.starts_with("scale-2") => Some((640, 480)),
+                n if n.starts_with("scale-0.75") => Some((240, 180)),
+                n if n.starts_with("scale-1.5") => Some((480, 360)),
+                "rotate-90" | "rotate-270" => Some((240, 320)),
+                "rotate-180" => Some((320, 240)),
+                "aspect-y-0.9" => Some((320, 216)),
+                "aspect-x-0.9" => Some((288, 240)),
+                "width-1080-jpeg-75" => Some((1080, 810)),
+                n if n.starts_with("rotate") => None,
+                "screenshot-chain" => Some((243, 182)),
+                _ => Some((320, 240)),
+            };
+            if let Some(e) = expected {
+                assert_eq!((w, h), e, "{}", attack.name);
+            } else {
+                assert!(
+                    w < 320 && h < 240 && w > 200 && h > 150,
+                    "{}: {w}x{h}",
+                    attack.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn seeded_attacks_change_with_the_seed() {
+        let img = test_image(64, 64);
+        for name in ["noise-5", "occlusion-15"] {
+            let attack = find(name).unwrap();
+            assert_ne!(
+                (attack.apply)(&img, 1).unwrap().as_bytes(),
+                (attack.apply)(&img, 2).unwrap().as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn rotated_crop_has_no_black_border() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(400, 300, Rgb([200, 200, 200])));
+        for deg in [2.0, -5.0, 10.0] {
+            let out = rotate_crop(&img, deg).unwrap().to_rgb8();
+            let darkest = out.pixels().map(|p| p[0]).min().unwrap();
+            assert!(darkest > 150, "{deg}: {darkest}");
+        }
+    }
+
+    #[test]
+    fn occlusion_covers_fifteen_percent() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(200, 100, Rgb([0, 0, 0])));
+        let out = occlusion(&img, 3).unwrap().to_rgb8();
+        let grey = out.pixels().filter(|p| p[0] == 128).count() as f64 / 20_000.0;
+        assert!((grey - 0.15).abs() < 0.01, "{grey}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Quality metrics: how far a marked image is from its original.
+
+use image::DynamicImage;
+use tattle_core::plane::{luma, Plane};
+
+/// Peak signal-to-noise ratio (dB) of two planes in 8-bit grey levels; infinite when equal.
+pub fn psnr_planes(a: &Plane, b: &Plane) -> f64 {
+    let n = a.len().max(1) as f64;
+    let mse: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        / n;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// PSNR (dB) of the luma (BT.601) of two images of the same size.
+pub fn luma_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    psnr_planes(&luma(a), &luma(b))
+}
+
+/// PSNR (dB) over all R, G and B values (8-bit scale) of two images of the same size.
+pub fn rgb_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (a, b) = (a.to_rgb32f(), b.to_rgb32f());
+    let n = a.len().max(1) as f64;
+    let mse: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from((x - y) * 255.0).powi(2))
+        .sum::<f64>()
+        / n;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// Mean SSIM (Wang et al. 2004: 11x11 gaussian window, σ = 1.5, K1 = 0.01,
+/// K2 = 0.03, L = 255) of the luma of two images of the same size.
+pub fn luma_ssim(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    ssim_planes(&luma(a), &luma(b))
+}
+
+/// Mean SSIM of two planes in 8-bit grey levels.
+pub fn ssim_planes(a: &Plane, b: &Plane) -> f64 {
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let blur = |p: &Plane| gaussian_blur(p);
+    let (mu_a, mu_b) = (blur(a), blur(b));
+    let aa = blur(&(a * a));
+    let bb = blur(&(b * b));
+    let ab = blur(&(a * b));
+    let mut total = 0.0f64;
+    let (h, w) = a.dim();
+    // Only where the whole window fits, as the reference implementation does.
+    let r = 5;
+    let mut count = 0usize;
+    for y in r..h.saturating_sub(r) {
+        for x in r..w.saturating_sub(r) {
+            let (ma, mb) = (f64::from(mu_a[[y, x]]), f64::from(mu_b[[y, x]]));
+            let va = f64::from(aa[[y, x]]) - ma * ma;
+            let vb = f64::from(bb[[y, x]]) - mb * mb;
+            let cov = f64::from(ab[[y, x]]) - ma * mb;
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            count += 1;
+        }
+    }
+    if count == 0 {
+        1.0
+    } else {
+        total / count as f64
+    }
+}
+
+fn gaussian_blur(p: &Plane) -> Plane {
+    let weights: Vec<f32> = (-5..=5i32)
+        .map(|i| (-(i * i) as f32 / (2.0 * 1.5 * 1.5)).exp())
+        .collect();
+    let sum: f32 = weights.iter().sum();
+    let weights: Vec<f32> = weights.iter().map(|w| w / sum).collect();
+    let (h, w) = p.dim();
+    let mut tmp = Plane::zeros((h, w));
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (k, wt) in weights.iter().enumerate() {
+                let xx = (x as i64 + k as i64 - 5).clamp(0, w as i64 - 1) as usize;
+                acc += wt * p[[y, xx]];
+            }
+            tmp[[y, x]] = acc;
+        }
+    }
+    let mut out = Plane::zeros((h, w));
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (k, wt) in weights.iter().enumerate() {
+                let yy = (y as i64 + k as i64 - 5).clamp(0, h as i64 - 1) as usize;
+                acc += wt * tmp[[yy, x]];
+            }
+            out[[y, x]] = acc;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_planes() {
+        let p = Plane::from_shape_fn((32, 32), |(y, x)| (x * y % 255) as f32);
+        assert!(psnr_planes(&p, &p).is_infinite());
+        assert!((ssim_planes(&p, &p) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn psnr_of_known_error() {
+        let a = Plane::zeros((10, 10));
+        let b = Plane::from_elem((10, 10), 1.0);
+        assert!((psnr_planes(&a, &b) - 48.1308).abs() < 1e-3);
+    }
+
+    #[test]
+    fn ssim_drops_with_noise_in_flat_areas() {
+        let a = Plane::from_elem((40, 40), 100.0);
+        let b = Plane::from_shape_fn((40, 40), |(y, x)| {
+            100.0 + if (x + y) % 2 == 0 { 3.0 } else { -3.0 }
+        });
+        let s = ssim_planes(&a, &b);
+        assert!(s < 0.9, "{s}");
+    }
+}

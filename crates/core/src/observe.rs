@@ -1,0 +1,111 @@
+//! Measuring an image: what it says about every slot of the tile.
+//!
+//! The detector and the embedder (for informed embedding) measure images
+//! the same way: for every 8x8 block, the DCT coefficients of the band,
+//! weighted by how much mark the block can hold (the perceptual mask) over
+//! how much the block's own content interferes (its band energy), summed
+//! into the slot each coefficient belongs to.
+
+use crate::dct::{forward, Block, BLOCK};
+use crate::layout::{slot_index, BAND, SLOTS};
+use crate::mask::{perceptual_mask, MaskParams};
+use crate::plane::Plane;
+
+/// Variance (squared grey levels) added to every block's own coefficient
+/// variance when weighting it, so that nearly flat blocks — where rounding
+/// and compression noise dominate — do not get huge weights.
+const NOISE_FLOOR: f32 = 1.0;
+
+/// What an image says about every slot: key-independent, so one
+/// observation can be tested against many keys.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    slots: Vec<f32>,
+    blocks: usize,
+}
+
+/// How much each block counts in a measurement: its mean perceptual mask
+/// over its band energy plus a noise floor. Computed once from a reference
+/// image, it makes measurement a linear function of the pixels, which the
+/// embedder uses to predict exactly what the detector will see.
+#[derive(Clone, Debug)]
+pub struct BlockGains {
+    gains: Vec<f32>,
+    blocks_x: usize,
+}
+
+impl BlockGains {
+    /// The gains of a luma plane (grey levels).
+    pub fn of(luma: &Plane, mask: &MaskParams) -> Self {
+        Self::with_mask(luma, &perceptual_mask(luma, mask))
+    }
+
+    /// The gains of a luma plane whose perceptual mask is already known.
+    pub fn with_mask(luma: &Plane, weights: &Plane) -> Self {
+        let (h, w) = luma.dim();
+        let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
+        let mut gains = Vec::with_capacity(blocks_x * blocks_y);
+        for by in 0..blocks_y {
+            for bx in 0..blocks_x {
+                let mask_mean = block_at(weights, bx, by).iter().sum::<f32>() / 64.0;
+                let gain = if mask_mean > 0.0 {
+                    let band = band_of(&forward(&block_at(luma, bx, by)));
+                    let variance = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
+                    mask_mean / (variance + NOISE_FLOOR)
+                } else {
+                    0.0
+                };
+                gains.push(gain);
+            }
+        }
+        Self { gains, blocks_x }
+    }
+}
+
+fn block_at(plane: &Plane, bx: usize, by: usize) -> Block {
+    let mut block: Block = [0.0; 64];
+    for (i, p) in block.iter_mut().enumerate() {
+        *p = plane[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]];
+    }
+    block
+}
+
+fn band_of(coefficients: &Block) -> [f32; BAND.len()] {
+    BAND.map(|(u, v, _)| coefficients[u * BLOCK + v])
+}
+
+impl Observation {
+    /// Measures a luma plane (grey levels) whose tile grid starts at its
+    /// top-left corner, weighing blocks by the plane's own gains.
+    pub fn measure(luma: &Plane, mask: &MaskParams) -> Self {
+        Self::measure_with(luma, &BlockGains::of(luma, mask))
+    }
+
+    /// Measures a plane with given block gains: linear in the plane.
+    pub fn measure_with(plane: &Plane, gains: &BlockGains) -> Self {
+        let mut slots = vec![0.0f32; SLOTS];
+        let mut blocks = 0;
+        for (index, &gain) in gains.gains.iter().enumerate() {
+            if gain <= 0.0 {
+                continue;
+            }
+            let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
+            let band = band_of(&forward(&block_at(plane, bx, by)));
+            for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
+                slots[slot_index(bx, by, k)] += gain * weight * c;
+            }
+            blocks += 1;
+        }
+        Self { slots, blocks }
+    }
+
+    /// The measurement of every slot.
+    pub fn slots(&self) -> &[f32] {
+        &self.slots
+    }
+
+    /// Number of blocks that contributed.
+    pub fn blocks(&self) -> usize {
+        self.blocks
+    }
+}
