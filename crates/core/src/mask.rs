@@ -63,7 +63,7 @@ impl Default for MaskParams {
 /// use tattle_core::{mask::{perceptual_mask, MaskParams}, plane::Plane};
 /// let flat = Plane::from_elem((16, 16), 128.0);
 /// assert!(perceptual_mask(&flat, &MaskParams::default()).iter().all(|&m| m == 0.0));
-/// let busy = Plane::from_shape_fn((16, 16), |(y, x)| if (x + y) % 2 == 0 { 90.0 } else { 160.0 });
+/// let busy = Plane::from_shape_fn((16, 16), |(_, x)| if (x / 2) % 2 == 0 { 90.0 } else { 160.0 });
 /// assert!(perceptual_mask(&busy, &MaskParams::default())[[8, 8]] > 1.0);
 /// ```
 pub fn perceptual_mask(luma: &Plane, params: &MaskParams) -> Plane {

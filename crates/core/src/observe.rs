@@ -78,7 +78,24 @@ impl Observation {
     /// Measures a luma plane (grey levels) whose tile grid starts at its
     /// top-left corner, weighing blocks by the plane's own gains.
     pub fn measure(luma: &Plane, mask: &MaskParams) -> Self {
-        Self::measure_with(luma, &BlockGains::of(luma, mask))
+        let gains = BlockGains::of(luma, mask);
+        let mut slots = vec![0.0f32; SLOTS];
+        let mut blocks = 0;
+        for (index, &gain) in gains.gains.iter().enumerate() {
+            if gain <= 0.0 {
+                continue;
+            }
+            let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
+            let band = band_of(&forward(&block_at(luma, bx, by)));
+            let mean_sq = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
+            for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
+                let own = 0.5 * (c * c + mean_sq) + NOISE_FLOOR;
+                let local = mean_sq + NOISE_FLOOR;
+                slots[slot_index(bx, by, k)] += gain * local / own * weight * c;
+            }
+            blocks += 1;
+        }
+        Self { slots, blocks }
     }
 
     /// Measures a plane with given block gains: linear in the plane.

@@ -126,6 +126,83 @@ pub fn luma(image: &DynamicImage) -> Plane {
     }
 }
 
+/// How far, in 8-bit grey levels, each pixel's luma can move down and up
+/// before one of its colour channels clips.
+#[derive(Clone, Debug)]
+pub struct Headroom {
+    /// Room below, per pixel.
+    pub down: Plane,
+    /// Room above, per pixel (infinite for float images).
+    pub up: Plane,
+}
+
+impl Headroom {
+    /// The headroom of a luma-only plane in 8-bit grey levels.
+    pub fn of_luma(luma: &Plane) -> Self {
+        Self {
+            down: luma.mapv(|y| y.max(0.0)),
+            up: luma.mapv(|y| (255.0 - y).max(0.0)),
+        }
+    }
+
+    /// Clamps a luma change to what the pixels can take.
+    pub fn clamp(&self, delta: &mut Plane) {
+        ndarray::Zip::from(delta)
+            .and(&self.down)
+            .and(&self.up)
+            .for_each(|d, &down, &up| *d = d.clamp(-down, up));
+    }
+}
+
+fn headroom_of<S: Sample>(
+    samples: &[S],
+    channels: usize,
+    color: bool,
+    width: usize,
+    height: usize,
+) -> Headroom {
+    let color_channels = if color { 3 } else { 1 };
+    let (mut down, mut up) = (
+        Vec::with_capacity(width * height),
+        Vec::with_capacity(width * height),
+    );
+    for px in samples.chunks_exact(channels) {
+        let colour = px.get(..color_channels).unwrap_or(px);
+        let lo = colour.iter().map(|s| s.to_f32()).fold(f32::INFINITY, f32::min);
+        let hi = colour
+            .iter()
+            .map(|s| s.to_f32())
+            .fold(f32::NEG_INFINITY, f32::max);
+        down.push(lo.max(0.0) / S::PER_LEVEL);
+        up.push((S::MAX - hi).max(0.0) / S::PER_LEVEL);
+    }
+    let plane = |v: Vec<f32>| {
+        Array2::from_shape_vec((height, width), v).unwrap_or_else(|_| Array2::zeros((height, width)))
+    };
+    Headroom {
+        down: plane(down),
+        up: plane(up),
+    }
+}
+
+/// The [`Headroom`] of every pixel of an image.
+pub fn headroom(image: &DynamicImage) -> Headroom {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    match image {
+        DynamicImage::ImageLuma8(b) => headroom_of(b.as_raw(), 1, false, w, h),
+        DynamicImage::ImageLumaA8(b) => headroom_of(b.as_raw(), 2, false, w, h),
+        DynamicImage::ImageRgb8(b) => headroom_of(b.as_raw(), 3, true, w, h),
+        DynamicImage::ImageRgba8(b) => headroom_of(b.as_raw(), 4, true, w, h),
+        DynamicImage::ImageLuma16(b) => headroom_of(b.as_raw(), 1, false, w, h),
+        DynamicImage::ImageLumaA16(b) => headroom_of(b.as_raw(), 2, false, w, h),
+        DynamicImage::ImageRgb16(b) => headroom_of(b.as_raw(), 3, true, w, h),
+        DynamicImage::ImageRgba16(b) => headroom_of(b.as_raw(), 4, true, w, h),
+        DynamicImage::ImageRgb32F(b) => headroom_of(b.as_raw(), 3, true, w, h),
+        DynamicImage::ImageRgba32F(b) => headroom_of(b.as_raw(), 4, true, w, h),
+        other => headroom(&DynamicImage::ImageRgba32F(other.to_rgba32f())),
+    }
+}
+
 /// Adds a luma change (in 8-bit grey levels) to an image, keeping its pixel
 /// type, bit depth and alpha.
 pub fn add_luma_delta(image: &mut DynamicImage, delta: &Plane) -> Result<()> {

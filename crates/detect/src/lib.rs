@@ -213,3 +213,8 @@ impl Detector {
             .count()
     }
 }
+
+/// The README's code, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

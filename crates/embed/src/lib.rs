@@ -36,7 +36,7 @@ use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{perceptual_mask, MaskParams};
 use tattle_core::observe::{BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{add_luma_delta, luma, Plane};
+use tattle_core::plane::{add_luma_delta, headroom, luma, Headroom, Plane};
 use tattle_core::{code, Error};
 
 pub use tattle_core::{Key, Payload, Result};
@@ -110,7 +110,7 @@ impl Embedder {
     /// depth and alpha are kept.
     pub fn embed(&self, image: &DynamicImage, payload: Payload) -> Result<DynamicImage> {
         check_size(image.width(), image.height())?;
-        let delta = self.luma_delta(&luma(image), payload)?;
+        let delta = self.delta(&luma(image), &headroom(image), payload)?;
         let mut out = image.clone();
         add_luma_delta(&mut out, &delta)?;
         Ok(out)
@@ -127,59 +127,134 @@ impl Embedder {
     /// per coded bit). Bits the image already favours get less energy, bits
     /// it works against get more, within [`FACTOR_RANGE`].
     pub fn luma_delta(&self, luma: &Plane, payload: Payload) -> Result<Plane> {
+        self.delta(luma, &Headroom::of_luma(luma), payload)
+    }
+
+    /// The luma change for a plane whose pixels can move by at most
+    /// `headroom` grey levels before clipping.
+    fn delta(&self, luma: &Plane, headroom: &Headroom, payload: Payload) -> Result<Plane> {
         let (h, w) = luma.dim();
         check_size(w as u32, h as u32)?;
+        if headroom.down.dim() != luma.dim() || headroom.up.dim() != luma.dim() {
+            return Err(Error::BufferSize {
+                expected: luma.len(),
+                actual: headroom.down.len(),
+            });
+        }
         let signs = self.schedule.slot_signs(&code::encode(payload));
-        let mask = perceptual_mask(luma, &self.options.mask);
         let amplitude = BASE_AMPLITUDE * self.options.strength;
-        let plain = spread(&mask, &tile_pattern(&signs), amplitude);
-        let values = if self.options.host_cancellation > 0.0 {
-            let gains = BlockGains::with_mask(luma, &mask);
-            let host = Observation::measure_with(luma, &gains);
-            let mark = Observation::measure_with(&plain, &gains);
-            let factors = self.group_factors(&signs, host.slots(), mark.slots());
-            signs.iter().zip(&factors).map(|(s, f)| s * f).collect()
-        } else {
-            signs
-        };
-        let mut delta = spread(&mask, &tile_pattern(&values), amplitude);
-        let mse = delta.iter().map(|d| d * d).sum::<f32>() / delta.len().max(1) as f32;
+        let mask = perceptual_mask(luma, &self.options.mask);
         let budget = 255.0f32.powi(2) / 10f32.powf(self.options.psnr_floor / 10.0);
+        // Fit the mark to the distortion budget: shrink it when it exceeds
+        // the PSNR floor; when an image has little texture, let the texture
+        // it has carry up to MAX_BOOST times more, within the same budget.
+        let plain = spread(&mask, &tile_pattern(&signs), amplitude);
+        let plain_mse = mean_square(&plain);
+        if plain_mse <= 0.0 {
+            return Ok(plain);
+        }
+        let amplitude = amplitude * (budget / plain_mse).sqrt().min(MAX_BOOST);
+        // Where a pixel would clip, only the part of the change that fits
+        // survives; the refinement below sees exactly that.
+        let clip = |mut delta: Plane| {
+            headroom.clamp(&mut delta);
+            delta
+        };
+        let mut delta = spread(&mask, &tile_pattern(&signs), amplitude);
+        if self.options.host_cancellation > 0.0 {
+            let groups = Groups::new(&self.schedule, &signs);
+            let gains = BlockGains::with_mask(luma, &mask);
+            // What a host-free image would show for each group: the target.
+            let unit = groups.responses(Observation::measure_with(&delta, &gains).slots());
+            let host = groups.responses(Observation::measure_with(luma, &gains).slots());
+            let lambda = self.options.host_cancellation;
+            let mut factors: Vec<f32> = host
+                .iter()
+                .zip(&unit)
+                .map(|(h, m)| if *m > 0.0 { 1.0 - lambda * h / m } else { 1.0 })
+                .map(|f| f.clamp(FACTOR_RANGE.0, FACTOR_RANGE.1))
+                .collect();
+            // The detector's weighting is not quite linear (a coefficient's
+            // own size enters its weight), so check the prediction with the
+            // detector's own measurement and correct the factors.
+            for round in 0..=REFINEMENT_ROUNDS {
+                let values: Vec<f32> = groups.spread(&signs, &factors);
+                delta = clip(spread(&mask, &tile_pattern(&values), amplitude));
+                if round == REFINEMENT_ROUNDS {
+                    break;
+                }
+                let seen =
+                    groups.responses(Observation::measure(&(luma + &delta), &self.options.mask).slots());
+                for ((f, m), r) in factors.iter_mut().zip(&unit).zip(&seen) {
+                    if *m > 0.0 {
+                        *f = (*f + lambda * (m - r) / m).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
+                    }
+                }
+            }
+        }
+        let mse = mean_square(&delta);
         if mse > budget {
             let shrink = (budget / mse).sqrt();
             delta.mapv_inplace(|d| d * shrink);
         }
         Ok(delta)
     }
+}
 
-    /// Per-slot amplitude factors: one per group (the pilot, each coded bit).
-    fn group_factors(&self, signs: &[f32], host: &[f32], mark: &[f32]) -> Vec<f32> {
-        let roles = self.schedule.roles();
-        let group = |role: &Role| match role {
-            Role::Pilot => 0,
-            Role::Coded(bit) => 1 + usize::from(*bit),
-        };
-        let mut host_sum = vec![0.0f32; code::CODED_BITS + 1];
-        let mut mark_sum = vec![0.0f32; code::CODED_BITS + 1];
-        for (((role, s), h), m) in roles.iter().zip(signs).zip(host).zip(mark) {
-            host_sum[group(role)] += s * h;
-            mark_sum[group(role)] += s * m;
-        }
-        let lambda = self.options.host_cancellation;
-        let factor: Vec<f32> = host_sum
+/// Rounds of correction of informed embedding against the detector's own measurement.
+const REFINEMENT_ROUNDS: usize = 2;
+
+fn mean_square(plane: &Plane) -> f32 {
+    plane.iter().map(|d| d * d).sum::<f32>() / plane.len().max(1) as f32
+}
+
+/// The groups of slots whose correlations the detector reads as one
+/// value: the pilot (group 0) and each coded bit (group 1 + bit).
+struct Groups {
+    group_of_slot: Vec<usize>,
+    signs: Vec<f32>,
+}
+
+impl Groups {
+    const COUNT: usize = code::CODED_BITS + 1;
+
+    fn new(schedule: &Schedule, signs: &[f32]) -> Self {
+        let group_of_slot = schedule
+            .roles()
             .iter()
-            .zip(&mark_sum)
-            .map(|(h, m)| {
-                if *m > 0.0 {
-                    (1.0 - lambda * h / m).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1)
-                } else {
-                    1.0
-                }
+            .map(|role| match role {
+                Role::Pilot => 0,
+                Role::Coded(bit) => 1 + usize::from(*bit),
             })
             .collect();
-        roles.iter().map(|r| factor[group(r)]).collect()
+        Self {
+            group_of_slot,
+            signs: signs.to_vec(),
+        }
+    }
+
+    /// Each group's correlation of measured slot values with its signs.
+    fn responses(&self, slots: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; Self::COUNT];
+        for ((g, s), y) in self.group_of_slot.iter().zip(&self.signs).zip(slots) {
+            out[*g] += s * y;
+        }
+        out
+    }
+
+    /// Slot values: each slot's sign times its group's factor.
+    fn spread(&self, signs: &[f32], factors: &[f32]) -> Vec<f32> {
+        signs
+            .iter()
+            .zip(&self.group_of_slot)
+            .map(|(s, g)| s * factors.get(*g).copied().unwrap_or(1.0))
+            .collect()
     }
 }
+
+/// Largest factor by which the mark of a low-texture image is raised
+/// towards the distortion budget (see [`EmbedOptions::psnr_floor`]).
+pub const MAX_BOOST: f32 = 3.0;
 
 /// Smallest and largest amplitude factor informed embedding gives a coded bit.
 pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);

@@ -1,0 +1,142 @@
+//! The false-positive probability tattle reports is a bound under the null
+//! hypothesis. These tests run many null trials — images that were not
+//! marked with the key under test — and check the empirical rate against it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use image::DynamicImage;
+use tattle_core::plane::luma;
+use tattle_core::prng::KeyedStream;
+use tattle_detect::{DetectOptions, Key, Observation, Payload};
+use tattle_embed::EmbedOptions;
+
+fn sample_images() -> Vec<DynamicImage> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    [
+        "photo_kodim23.png",
+        "cel_openclipart_tiger.png",
+        "film3d_bbb_splash.png",
+    ]
+    .iter()
+    .map(|n| image::open(dir.join(n)).unwrap())
+    .collect()
+}
+
+/// Synthetic images of the kinds peers get wrong: flat fields, gradients,
+/// line art, pure noise, and a periodic texture at the tile's own period.
+fn synthetic_images() -> Vec<DynamicImage> {
+    let mut rng = KeyedStream::from_seed([77; 32]);
+    let noise: Vec<u8> = (0..384 * 384).map(|_| rng.below(256) as u8).collect();
+    let gray = |f: &dyn Fn(u32, u32) -> u8| {
+        DynamicImage::ImageLuma8(image::GrayImage::from_fn(384, 384, |x, y| image::Luma([f(x, y)])))
+    };
+    vec![
+        gray(&|_, _| 200),
+        gray(&|x, y| ((x + y) / 3) as u8),
+        gray(&|x, y| {
+            if (x / 3 + y / 5) % 11 == 0 || x % 97 < 2 {
+                0
+            } else {
+                240
+            }
+        }),
+        gray(&|x, y| noise[(y * 384 + x) as usize]),
+        gray(&|x, y| {
+            (128.0 + 60.0 * ((x % 128) as f32 * 0.31).sin() * ((y % 128) as f32 * 0.17).cos()) as u8
+        }),
+    ]
+}
+
+/// Observations of whole images and of 256x256 patches at several offsets.
+fn observations(images: &[DynamicImage]) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for img in images {
+        out.push(Observation::measure(&luma(img), &Default::default()));
+        for (x, y) in [(0, 0), (37, 11), (101, 64)] {
+            if img.width() >= x + 256 && img.height() >= y + 256 {
+                let patch = img.crop_imm(x, y, 256, 256);
+                out.push(Observation::measure(&luma(&patch), &Default::default()));
+            }
+        }
+    }
+    out
+}
+
+fn random_key(rng: &mut KeyedStream) -> Key {
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    Key::from_bytes(bytes)
+}
+
+#[test]
+fn ten_thousand_null_trials_stay_within_the_reported_probability() {
+    let mut images = sample_images();
+    images.extend(synthetic_images());
+    // Marked images are null trials too for every key but their own.
+    let own = Key::from_bytes([1; 32]);
+    let embedder = EmbedOptions::default().build(&own).unwrap();
+    let marked: Vec<DynamicImage> = sample_images()
+        .iter()
+        .map(|img| embedder.embed(img, Payload::new(0x1234)).unwrap())
+        .collect();
+    images.extend(marked);
+    let observations = observations(&images);
+    assert!(observations.len() >= 20);
+
+    let mut rng = KeyedStream::from_seed([99; 32]);
+    let keys_per_observation = 10_000usize.div_ceil(observations.len());
+    let levels = [0.5f64, 0.1, 0.01, 0.001];
+    let mut at_or_below = [0usize; 4];
+    let mut trials = 0usize;
+    let mut detections = 0usize;
+    let mut payloads = 0usize;
+    let mut highest_score = f64::NEG_INFINITY;
+    for _ in 0..keys_per_observation {
+        let detector = DetectOptions::default().build(&random_key(&mut rng)).unwrap();
+        for obs in &observations {
+            let d = detector.test(obs);
+            trials += 1;
+            detections += usize::from(d.detected);
+            payloads += usize::from(d.payload.is_some());
+            highest_score = highest_score.max(d.score);
+            for (count, level) in at_or_below.iter_mut().zip(levels) {
+                *count += usize::from(d.false_positive_probability <= level);
+            }
+        }
+    }
+    assert!(trials >= 10_000);
+    assert_eq!(detections, 0, "false detections in {trials} null trials");
+    assert_eq!(payloads, 0);
+    for (count, level) in at_or_below.iter().zip(levels) {
+        let rate = *count as f64 / trials as f64;
+        // The bound must hold: the empirical rate may exceed the level only by
+        // sampling error (4 standard deviations).
+        let slack = 4.0 * (level * (1.0 - level) / trials as f64).sqrt();
+        assert!(
+            rate <= level + slack,
+            "P(p <= {level}) = {rate} over {trials} trials"
+        );
+    }
+    eprintln!(
+        "{trials} null trials: 0 detections; rates at p<=0.5/0.1/0.01/0.001: {:?}; highest score {highest_score:.2}",
+        at_or_below.map(|c| c as f64 / trials as f64)
+    );
+}
+
+#[test]
+fn the_test_has_power_where_the_mark_is() {
+    // The same machinery must say yes on marked images, or the null test above proves nothing.
+    let key = Key::from_bytes([1; 32]);
+    let embedder = EmbedOptions::default().build(&key).unwrap();
+    let detector = DetectOptions::default().build(&key).unwrap();
+    for (i, img) in sample_images().iter().enumerate() {
+        let payload = Payload::new(0xdead_beef_0000_0000 | i as u64);
+        let d = detector.detect(&embedder.embed(img, payload).unwrap()).unwrap();
+        assert!(d.detected && d.payload == Some(payload), "{i}: {d:?}");
+        assert!(d.false_positive_log10 < -30.0, "{i}: {d:?}");
+    }
+}

@@ -1,0 +1,383 @@
+//! End-to-end tests of the `tattle` binary, each in a fresh temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tattle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tattle"))
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    tattle()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A temporary folder holding a fresh key `k.key`.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["keygen", "-o", "k.key"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
+fn sample(name: &str) -> String {
+    samples().join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_never_overwrites() {
+    let dir = workspace();
+    let key = dir.path().join("k.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let before = std::fs::read(&key).unwrap();
+    let o = run(&["keygen", "-o", "k.key"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("k.key"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    // Two keys differ.
+    run(&["keygen", "-o", "k2.key"], dir.path());
+    assert_ne!(std::fs::read(dir.path().join("k2.key")).unwrap(), before);
+}
+
+#[test]
+fn embed_then_detect_reads_the_payload_and_json_is_complete() {
+    let dir = workspace();
+    let input = sample("photo_kodim23.png");
+    let o = run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            "00c0ffee12345678",
+            &input,
+            "-o",
+            "m.png",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["detect", "--key", "k.key", "m.png"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("payload 00c0ffee12345678"), "{}", stdout(&o));
+
+    let o = run(
+        &["detect", "--key", "k.key", "--json", "m.png", &input],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "one input is unmarked");
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let marked = &lines[0];
+    assert_eq!(marked["path"], "m.png");
+    assert_eq!(marked["detected"], true);
+    assert_eq!(marked["payload"], "00c0ffee12345678");
+    assert!(marked["false_positive_probability"].as_f64().unwrap() < 1e-9);
+    assert!(marked["score"].as_f64().unwrap() > 6.0);
+    let clean = &lines[1];
+    assert_eq!(clean["detected"], false);
+    assert!(clean["payload"].is_null());
+    assert!(clean["false_positive_probability"].as_f64().unwrap() > 1e-9);
+}
+
+#[test]
+fn jpeg_output_with_quality_still_decodes() {
+    let dir = workspace();
+    let input = sample("film3d_bbb_splash.png");
+    let args = [
+        "embed",
+        "--key",
+        "k.key",
+        "--payload",
+        "0000000000000001",
+        &input,
+        "-o",
+        "m.jpg",
+        "--quality",
+        "80",
+    ];
+    let o = run(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        &std::fs::read(dir.path().join("m.jpg")).unwrap()[..2],
+        &[0xff, 0xd8]
+    );
+    let o = run(&["detect", "--key", "k.key", "--json", "m.jpg"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"payload\":\"0000000000000001\""));
+}
+
+#[test]
+fn another_key_finds_nothing() {
+    let dir = workspace();
+    run(&["keygen", "-o", "other.key"], dir.path());
+    let input = sample("photo_kodim23.png");
+    run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            "1111111111111111",
+            &input,
+            "-o",
+            "m.png",
+        ],
+        dir.path(),
+    );
+    let o = run(&["detect", "--key", "other.key", "--json", "m.png"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["detected"], false);
+    assert!(v["payload"].is_null());
+}
+
+#[test]
+fn embedding_is_deterministic() {
+    let dir = workspace();
+    let input = sample("cel_openclipart_tiger.png");
+    for out in ["a.png", "b.png"] {
+        let o = run(
+            &[
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "abcdefabcdefabcd",
+                &input,
+                "-o",
+                out,
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("a.png")).unwrap(),
+        std::fs::read(dir.path().join("b.png")).unwrap()
+    );
+}
+
+#[test]
+fn refuses_to_overwrite_the_input() {
+    let dir = workspace();
+    std::fs::copy(samples().join("photo_kodim23.png"), dir.path().join("in.png")).unwrap();
+    let before = std::fs::read(dir.path().join("in.png")).unwrap();
+    let o = run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            "1111111111111111",
+            "in.png",
+            "-o",
+            "in.png",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("in.png")).unwrap(), before);
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors_naming_the_file() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("corrupt.png"),
+        b"\x89PNG\r\n\x1a\nthis is not a png",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.key"), "tattle-key-v1 1234\n").unwrap();
+    std::fs::write(dir.path().join("tiny.png"), []).unwrap();
+    let input = sample("photo_kodim23.png");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["detect", "--key", "k.key", "corrupt.png"], "corrupt.png"),
+        (vec!["detect", "--key", "k.key", "missing.png"], "missing.png"),
+        (vec!["detect", "--key", "k.key", "tiny.png"], "tiny.png"),
+        (vec!["detect", "--key", "bad.key", &input], "bad.key"),
+        (vec!["detect", "--key", "nokey.key", &input], "nokey.key"),
+        (
+            vec![
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "xyz",
+                &input,
+                "-o",
+                "o.png",
+            ],
+            "payload",
+        ),
+        (
+            vec![
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "1111111111111111",
+                &input,
+                "-o",
+                "o.gif",
+            ],
+            "o.gif",
+        ),
+        (
+            vec![
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "1111111111111111",
+                "corrupt.png",
+                "-o",
+                "o.png",
+            ],
+            "corrupt.png",
+        ),
+        (
+            vec![
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "1111111111111111",
+                &input,
+                "-o",
+                "o.png",
+                "--strength",
+                "0",
+            ],
+            "strength",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = run(&args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // No output was left behind by the failed embeds.
+    assert!(!dir.path().join("o.png").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn an_image_too_small_to_carry_a_mark_is_refused() {
+    let dir = workspace();
+    let small = image::RgbImage::from_pixel(100, 300, image::Rgb([10, 20, 30]));
+    small.save(dir.path().join("small.png")).unwrap();
+    let o = run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            "1111111111111111",
+            "small.png",
+            "-o",
+            "o.png",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("small.png") && stderr(&o).contains("at least"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("o.png").exists());
+}
+
+#[test]
+fn a_failing_file_does_not_stop_detection_of_the_others() {
+    let dir = workspace();
+    let input = sample("photo_kodim23.png");
+    run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            "2222222222222222",
+            &input,
+            "-o",
+            "m.png",
+        ],
+        dir.path(),
+    );
+    let o = run(
+        &["detect", "--key", "k.key", "--json", "missing.png", "m.png"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("2222222222222222"));
+}
+
+#[test]
+fn bench_runs_on_the_samples_and_reports_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples();
+    let o = run(
+        &[
+            "bench",
+            "--images",
+            &samples.to_string_lossy(),
+            "--attacks",
+            "identity,jpeg-75",
+            "--out",
+            "b.md",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(dir.path().join("b.md")).unwrap();
+    assert!(md.contains("| identity | 100.0 | 100.0 |"), "{md}");
+    assert!(md.contains("luma PSNR"));
+    let o = run(
+        &[
+            "bench",
+            "--images",
+            &samples.to_string_lossy(),
+            "--attacks",
+            "nonsense",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown attack"));
+}
