@@ -12,7 +12,7 @@ use tattle_attacks::{metrics, Attack, SUITE};
 use tattle_core::code::CODED_BITS;
 use tattle_core::plane::luma;
 use tattle_core::{Key, Payload};
-use tattle_detect::{DetectOptions, Detector, Observation};
+use tattle_detect::{DetectOptions, Detector};
 use tattle_embed::EmbedOptions;
 
 use crate::files;
@@ -205,8 +205,8 @@ fn bench_image(rig: &Rig, path: &Path, index: usize, attacks: &[&'static Attack]
         let seed = (index * 1000 + a) as u64;
         let attacked =
             (attack.apply)(&marked, seed).with_context(|| format!("{}: {}", path.display(), attack.name))?;
-        let observation = Observation::measure(&luma(&attacked), &Default::default());
-        let found = rig.detect.test(&observation);
+        let attacked_luma = luma(&attacked);
+        let (found, observation) = rig.detect.examine(&attacked_luma);
         let unmarked = (attack.apply)(&original, seed)?;
         outcomes.push(Outcome {
             attack: attack.name,
@@ -215,7 +215,7 @@ fn bench_image(rig: &Rig, path: &Path, index: usize, attacks: &[&'static Attack]
             raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
             score: found.score,
             false_positive_unmarked: rig.detect.detect(&unmarked)?.detected,
-            false_positive_wrong_key: rig.wrong_key.test(&observation).detected,
+            false_positive_wrong_key: rig.wrong_key.detect_luma(&attacked_luma).detected,
         });
     }
     Ok(ImageReport {

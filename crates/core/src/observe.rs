@@ -7,7 +7,9 @@
 //! into the slot each coefficient belongs to.
 
 use crate::dct::{forward, Block, BLOCK};
-use crate::layout::{slot_index, BAND, SLOTS};
+use ndarray::s;
+
+use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
 use crate::mask::{perceptual_mask, MaskParams};
 use crate::plane::Plane;
 
@@ -78,7 +80,21 @@ impl Observation {
     /// Measures a luma plane (grey levels) whose tile grid starts at its
     /// top-left corner, weighing blocks by the plane's own gains.
     pub fn measure(luma: &Plane, mask: &MaskParams) -> Self {
-        let gains = BlockGains::of(luma, mask);
+        Self::measure_aligned(luma, mask, (0, 0))
+    }
+
+    /// Measures a luma plane in which a tile starts at pixel `origin`
+    /// (`x`, `y`); only the position modulo the tile size matters.
+    pub fn measure_aligned(luma: &Plane, mask: &MaskParams, origin: (usize, usize)) -> Self {
+        let (ox, oy) = (origin.0 % TILE, origin.1 % TILE);
+        let (sx, sy) = (ox % BLOCK, oy % BLOCK);
+        let view = luma.slice(s![sy.., sx..]).to_owned();
+        // Block 0 of the view starts at pixel s; its tile block is (s − o) / 8.
+        let shift = (
+            ((sx + TILE - ox) / BLOCK) % TILE_BLOCKS,
+            ((sy + TILE - oy) / BLOCK) % TILE_BLOCKS,
+        );
+        let gains = BlockGains::of(&view, mask);
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
         for (index, &gain) in gains.gains.iter().enumerate() {
@@ -86,12 +102,14 @@ impl Observation {
                 continue;
             }
             let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let band = band_of(&forward(&block_at(luma, bx, by)));
+            let band = band_of(&forward(&block_at(&view, bx, by)));
             let mean_sq = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
             for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
+                // A coefficient's own size enters its weight (a robust,
+                // Cauchy-like correlator): strong host edges count less.
                 let own = 0.5 * (c * c + mean_sq) + NOISE_FLOOR;
                 let local = mean_sq + NOISE_FLOOR;
-                slots[slot_index(bx, by, k)] += gain * local / own * weight * c;
+                slots[slot_index(bx + shift.0, by + shift.1, k)] += gain * local / own * weight * c;
             }
             blocks += 1;
         }

@@ -51,10 +51,16 @@ use image::DynamicImage;
 use serde::Serialize;
 use tattle_core::layout::{Role, Schedule};
 use tattle_core::mask::MaskParams;
+use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{luma, Plane};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
+pub mod sync;
+
+use std::sync::Arc;
+
+pub use sync::Geometry;
 pub use tattle_core::observe::Observation;
 pub use tattle_core::{Key, Payload, Result};
 
@@ -67,6 +73,10 @@ pub struct DetectOptions {
     /// The perceptual model used to weigh blocks; must match the embedder's.
     /// Default: [`MaskParams::default`].
     pub mask: MaskParams,
+    /// Search for crops, scaling, rotation, aspect change and mirroring
+    /// (see [`sync`]). Without it only the unchanged geometry is tested, and
+    /// the false-positive bounds are correspondingly tighter. Default: true.
+    pub geometric_search: bool,
 }
 
 impl Default for DetectOptions {
@@ -74,6 +84,7 @@ impl Default for DetectOptions {
         Self {
             threshold: 1e-9,
             mask: MaskParams::default(),
+            geometric_search: true,
         }
     }
 }
@@ -85,6 +96,12 @@ impl DetectOptions {
         self
     }
 
+    /// Turns the geometric search on or off.
+    pub fn geometric_search(mut self, on: bool) -> Self {
+        self.geometric_search = on;
+        self
+    }
+
     /// Checks the options and prepares a detector for one key.
     pub fn build(&self, key: &Key) -> Result<Detector> {
         if !(self.threshold > 0.0 && self.threshold <= 0.5) {
@@ -93,8 +110,16 @@ impl DetectOptions {
                 reason: format!("{} is outside (0, 0.5]", self.threshold),
             });
         }
+        let schedule = Schedule::new(key);
+        let pilot_values: Vec<f32> = schedule
+            .roles()
+            .iter()
+            .zip(schedule.chips())
+            .map(|(r, c)| if *r == Role::Pilot { *c } else { 0.0 })
+            .collect();
         Ok(Detector {
-            schedule: Schedule::new(key),
+            correlator: Arc::new(sync::PilotCorrelator::new(&tile_pattern(&pilot_values))),
+            schedule,
             options: self.clone(),
         })
     }
@@ -123,14 +148,29 @@ pub struct Detection {
     pub bit_errors: usize,
     /// Blocks that contributed to the measurement.
     pub blocks: usize,
+    /// The geometric change that was undone to find the mark, when one was found.
+    pub geometry: Option<Geometry>,
 }
 
 /// Detects one key's mark. Cheap to share between threads.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Detector {
     schedule: Schedule,
     options: DetectOptions,
+    correlator: Arc<sync::PilotCorrelator>,
 }
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Payload decodings the geometric search may try; the payload test's bound
+/// is multiplied by this.
+pub const MAX_CANDIDATES: usize = 8;
 
 impl Detector {
     /// Looks for the mark in an image.
@@ -140,7 +180,75 @@ impl Detector {
 
     /// Looks for the mark in a luma plane (grey levels).
     pub fn detect_luma(&self, luma: &Plane) -> Detection {
-        self.test(&Observation::measure(luma, &self.options.mask))
+        self.examine(luma).0
+    }
+
+    /// Looks for the mark and also returns the observation the verdict rests
+    /// on (for benchmarks and diagnostics).
+    pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
+        let mask = &self.options.mask;
+        let straight = Observation::measure(luma, mask);
+        let mut best = self.test(&straight);
+        best.geometry = Some(Geometry::unchanged());
+        let mut best_observation = straight;
+        // The unchanged geometry is one of the search's hypotheses; when it
+        // already yields a payload there is nothing better to find.
+        if !self.options.geometric_search || best.payload.is_some() {
+            return (best.settled(), best_observation);
+        }
+        // Rank every (lattice, orientation, tile shift) by the pilot's
+        // pixel-domain correlation, then decode the strongest few.
+        let residual = sync::residual(luma, mask);
+        let mut canonicals = vec![sync::Canonical::identity(luma)];
+        let mut all_orientations = vec![true];
+        for linear in sync::lattices(&residual) {
+            if !linear.is_near_identity() {
+                canonicals.extend(sync::Canonical::resample(luma, linear));
+                all_orientations.push(true);
+            }
+        }
+        for (_, linear) in sync::search_families(&residual, &self.correlator) {
+            canonicals.extend(sync::Canonical::resample(luma, linear));
+            all_orientations.push(false);
+        }
+        let mut shifts = Vec::new();
+        for (index, canonical) in canonicals.iter().enumerate() {
+            let whitened = if index == 0 {
+                residual.clone()
+            } else {
+                sync::residual(&canonical.plane, mask)
+            };
+            let orientations: Vec<sync::Orientation> =
+                if all_orientations.get(index).copied().unwrap_or(false) {
+                    sync::Orientation::all().collect()
+                } else {
+                    vec![sync::Orientation::default()]
+                };
+            for orientation in orientations {
+                let peak = self
+                    .correlator
+                    .best_shift(&sync::fold(&orientation.apply(&whitened)));
+                shifts.push((peak, index, orientation));
+            }
+        }
+        shifts.sort_by(|a, b| b.0.strength.total_cmp(&a.0.strength));
+        for (peak, index, orientation) in shifts.into_iter().take(MAX_CANDIDATES - 1) {
+            let Some(canonical) = canonicals.get(index) else {
+                continue;
+            };
+            let oriented = orientation.apply(&canonical.plane);
+            let observation = Observation::measure_aligned(&oriented, mask, peak.origin);
+            let mut found = self.test(&observation);
+            if better(&found, &best) {
+                found.geometry = Some(canonical.geometry(orientation, peak.origin));
+                best = found;
+                best_observation = observation;
+                if best.payload.is_some() {
+                    break;
+                }
+            }
+        }
+        (best.settled(), best_observation)
     }
 
     /// Runs the statistical tests on an observation.
@@ -154,9 +262,15 @@ impl Detector {
         let signs = self.schedule.slot_signs(&decoded.codeword);
         let payload_score = normalised_correlation(y, &signs, |i| roles[i] != Role::Pilot);
 
-        let log10_pilot = log10_tail_bound(pilot_score);
+        let (pilot_hypotheses, payload_candidates) = if self.options.geometric_search {
+            (sync::HYPOTHESES, MAX_CANDIDATES as f64)
+        } else {
+            (1.0, 1.0)
+        };
+        let log10_pilot = (log10_tail_bound(pilot_score) + pilot_hypotheses.log10()).min(0.0);
         let log10_payload = if decoded.payload.is_some() {
-            (log10_tail_bound(payload_score) + 64.0 * std::f64::consts::LOG10_2).min(0.0)
+            (log10_tail_bound(payload_score) + 64.0 * std::f64::consts::LOG10_2 + payload_candidates.log10())
+                .min(0.0)
         } else {
             0.0
         };
@@ -178,7 +292,28 @@ impl Detector {
             payload_score,
             bit_errors: decoded.channel_errors,
             blocks: observation.blocks(),
+            geometry: None,
         }
+    }
+}
+
+/// Whether `a` is a stronger finding than `b`: a readable payload first,
+/// then the smaller false-positive bound.
+fn better(a: &Detection, b: &Detection) -> bool {
+    match (a.payload.is_some(), b.payload.is_some()) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => a.false_positive_log10 < b.false_positive_log10,
+    }
+}
+
+impl Detection {
+    /// Drops the geometry of a verdict that found nothing.
+    fn settled(mut self) -> Self {
+        if !self.detected {
+            self.geometry = None;
+        }
+        self
     }
 }
 

@@ -1,0 +1,28 @@
+//! Prints what the geometric search sees for one image and attack:
+//! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK`.
+
+use tattle_core::plane::luma;
+use tattle_detect::{DetectOptions, Key, Payload};
+use tattle_embed::EmbedOptions;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (path, attack) = match (args.get(1), args.get(2)) {
+        (Some(p), Some(a)) => (p, a),
+        _ => return Err("usage: sync_debug IMAGE ATTACK".into()),
+    };
+    let key = Key::from_bytes([3; 32]);
+    let img = image::open(path)?;
+    let marked = EmbedOptions::default()
+        .build(&key)?
+        .embed(&img, Payload::new(77))?;
+    let attack = tattle_attacks::find(attack).ok_or("unknown attack")?;
+    let attacked = (attack.apply)(&marked, 1)?;
+    let plane = luma(&attacked);
+    for line in tattle_detect::sync::debug_report(&plane, &Default::default()) {
+        println!("{line}");
+    }
+    let d = DetectOptions::default().build(&key)?.detect(&attacked)?;
+    println!("{d:?}");
+    Ok(())
+}

@@ -1,0 +1,907 @@
+//! Geometric resynchronisation: finding the tile grid again after cropping,
+//! scaling, rotation, aspect change, mirroring and re-encoding.
+//!
+//! The mark is a tile repeated over the whole image, so it is periodic. We
+//! follow the classical two-stage scheme of periodic watermarks:
+//!
+//! 1. **Lattice from the autocorrelation** (Kutter, "Watermarking resisting
+//!    to translation, rotation and scaling", SPIE 3528, 1998; Alattar and
+//!    Meyer, ISCAS 2003). The autocorrelation of a whitened residual of the
+//!    image peaks on the lattice of tile repeats, whatever the content. Its
+//!    two shortest independent peak vectors give the linear part of the
+//!    geometric change (scale, rotation, aspect, shear), refined by a least-
+//!    squares fit over every lattice peak in reach. Nothing here uses the
+//!    key: the lattice is a property of the image.
+//! 2. **Grid and orientation from the keyed pilot.** The image is resampled
+//!    so that tiles are square and 128 pixels again, leaving only the
+//!    symmetries of a square lattice (quarter turns and mirror) and the tile
+//!    phase. For each of the eight orientations, all tile copies are folded
+//!    into one 128x128 tile and cross-correlated with the pilot's pixel
+//!    pattern by FFT (rustfft): the peak gives the tile origin to the pixel.
+//!
+//! The statistics stay honest: the lattice is chosen from the image alone,
+//! and every (lattice, orientation, shift) the search could pick counts as a
+//! hypothesis in the pilot's false-positive bound (see [`HYPOTHESES`]).
+
+use std::sync::Arc;
+
+use ndarray::Array2;
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+use serde::Serialize;
+use tattle_core::layout::TILE;
+use tattle_core::mask::{perceptual_mask, MaskParams};
+use tattle_core::plane::{box_mean, Plane};
+
+/// Lattice estimates tried besides "no geometric change".
+pub const MAX_LATTICES: usize = 3;
+/// Orientations of a square lattice: four quarter turns, each with and without a mirror.
+pub const ORIENTATIONS: usize = 8;
+/// Geometric searches by brute force along one parameter, pilot-guided:
+/// (name, parameter range, coarse step ratio). See [`search_families`].
+const SEARCH_STEPS: usize = 600;
+/// Maps tried by refinement around the best coarse result of each family.
+const REFINE_STEPS: usize = 4 * REFINED_PER_FAMILY * 9;
+/// Coarse maxima of each family that are refined.
+const REFINED_PER_FAMILY: usize = 3;
+/// Pilot hypotheses the search may choose from: every tile shift, in every
+/// orientation, for the identity and each lattice estimate, plus every
+/// tile shift for each map of the brute-force searches and their
+/// refinements. An upper bound: fewer are tried.
+pub const HYPOTHESES: f64 =
+    (((1 + MAX_LATTICES) * ORIENTATIONS + SEARCH_STEPS + REFINE_STEPS + 4) * TILE * TILE) as f64;
+
+/// The geometric change the detector undid to find the mark.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Geometry {
+    /// Horizontal scale of the image relative to the marked original.
+    pub scale_x: f64,
+    /// Vertical scale.
+    pub scale_y: f64,
+    /// Rotation in degrees, counter-clockwise as seen on screen.
+    pub rotation_degrees: f64,
+    /// The image is a mirror image of the original.
+    pub mirrored: bool,
+    /// Where the top-left corner of the image lies in the original, in original pixels
+    /// modulo the 128-pixel tile (crops are only known up to whole tiles).
+    pub offset_x: f64,
+    /// Vertical part of the offset.
+    pub offset_y: f64,
+}
+
+impl Geometry {
+    /// No geometric change.
+    pub fn unchanged() -> Self {
+        Self {
+            scale_x: 1.0,
+            scale_y: 1.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// A linear map from canonical (tile-aligned) coordinates to image
+/// coordinates: `image = centre + m · (canonical − canonical_centre)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Linear {
+    /// Row-major 2x2 matrix: columns are the images of the canonical x and y unit vectors.
+    pub m: [f64; 4],
+}
+
+impl Linear {
+    pub const IDENTITY: Self = Self {
+        m: [1.0, 0.0, 0.0, 1.0],
+    };
+
+    fn determinant(&self) -> f64 {
+        self.m[0] * self.m[3] - self.m[1] * self.m[2]
+    }
+
+    fn inverse(&self) -> Option<Self> {
+        let d = self.determinant();
+        if d.abs() < 1e-9 {
+            return None;
+        }
+        Some(Self {
+            m: [self.m[3] / d, -self.m[1] / d, -self.m[2] / d, self.m[0] / d],
+        })
+    }
+
+    fn apply(&self, x: f64, y: f64) -> (f64, f64) {
+        (self.m[0] * x + self.m[1] * y, self.m[2] * x + self.m[3] * y)
+    }
+
+    pub(crate) fn is_near_identity(&self) -> bool {
+        self.m
+            .iter()
+            .zip(Self::IDENTITY.m)
+            .all(|(a, b)| (a - b).abs() < 0.004)
+    }
+}
+
+/// One of the eight symmetries of the square lattice, applied to a plane:
+/// first an optional horizontal mirror, then `quarter_turns` turns
+/// clockwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Orientation {
+    pub mirror: bool,
+    pub quarter_turns: u8,
+}
+
+impl Orientation {
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..8u8).map(|i| Self {
+            mirror: i >= 4,
+            quarter_turns: i % 4,
+        })
+    }
+
+    /// Where the point `(x, y)` of a `w`×`h` plane lands after [`Orientation::apply`].
+    pub fn map_point(&self, x: f64, y: f64, w: f64, h: f64) -> (f64, f64) {
+        let (mut x, mut y, mut w, mut h) = (x, y, w, h);
+        if self.mirror {
+            x = w - x;
+        }
+        for _ in 0..self.quarter_turns {
+            // Clockwise quarter turn of a w×h plane: (x, y) → (h − y, x).
+            (x, y, w, h) = (h - y, x, h, w);
+        }
+        let _ = (w, h);
+        (x, y)
+    }
+
+    pub fn apply(&self, plane: &Plane) -> Plane {
+        let mut p = if self.mirror {
+            let mut m = plane.clone();
+            m.invert_axis(ndarray::Axis(1));
+            m
+        } else {
+            plane.clone()
+        };
+        for _ in 0..self.quarter_turns {
+            // Clockwise quarter turn: transpose, then mirror horizontally.
+            let mut t = p.t().to_owned();
+            t.invert_axis(ndarray::Axis(1));
+            p = t;
+        }
+        p.as_standard_layout().to_owned()
+    }
+}
+
+/// What to whiten the image with before looking for periodicity or the
+/// pilot: the luma minus its local mean, weighted like the detector weighs
+/// blocks (perceptual mask over local energy), so that flat areas and
+/// strong edges do not swamp the faint periodic mark.
+pub(crate) fn residual(luma: &Plane, mask: &MaskParams) -> Plane {
+    let weights = perceptual_mask(luma, mask);
+    let mean = box_mean(luma, 2);
+    let mean_sq = box_mean(&luma.mapv(|v| v * v), 2);
+    let mut out = luma - &mean;
+    ndarray::Zip::from(&mut out)
+        .and(&weights)
+        .and(&mean)
+        .and(&mean_sq)
+        .for_each(|r, &w, &mu, &sq| {
+            let variance = (sq - mu * mu).max(0.0);
+            *r *= w / (variance + 4.0);
+        });
+    out
+}
+
+/// Sums all 128x128 tile copies of a plane into one tile.
+pub(crate) fn fold(plane: &Plane) -> Plane {
+    let mut tile = Plane::zeros((TILE, TILE));
+    for ((y, x), v) in plane.indexed_iter() {
+        tile[[y % TILE, x % TILE]] += v;
+    }
+    tile
+}
+
+/// 2-D FFTs of one size, planned once.
+pub(crate) struct Fft2 {
+    rows: Arc<dyn Fft<f32>>,
+    cols: Arc<dyn Fft<f32>>,
+    rows_inverse: Arc<dyn Fft<f32>>,
+    cols_inverse: Arc<dyn Fft<f32>>,
+    height: usize,
+    width: usize,
+}
+
+impl Fft2 {
+    pub fn new(height: usize, width: usize) -> Self {
+        let mut planner = FftPlanner::<f32>::new();
+        Self {
+            rows: planner.plan_fft_forward(width),
+            cols: planner.plan_fft_forward(height),
+            rows_inverse: planner.plan_fft_inverse(width),
+            cols_inverse: planner.plan_fft_inverse(height),
+            height,
+            width,
+        }
+    }
+
+    fn run(&self, data: &mut [Complex32], inverse: bool) {
+        let (rows, cols) = if inverse {
+            (&self.rows_inverse, &self.cols_inverse)
+        } else {
+            (&self.rows, &self.cols)
+        };
+        rows.process(data);
+        let mut column = vec![Complex32::new(0.0, 0.0); self.height];
+        for x in 0..self.width {
+            for (y, c) in column.iter_mut().enumerate() {
+                *c = data[y * self.width + x];
+            }
+            cols.process(&mut column);
+            for (y, c) in column.iter().enumerate() {
+                data[y * self.width + x] = *c;
+            }
+        }
+    }
+
+    pub fn forward(&self, plane: &Plane) -> Vec<Complex32> {
+        let mut data: Vec<Complex32> = plane.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+        self.run(&mut data, false);
+        data
+    }
+
+    /// Real part of the inverse transform, unscaled.
+    pub fn inverse_real(&self, mut data: Vec<Complex32>) -> Plane {
+        self.run(&mut data, true);
+        let values = data.iter().map(|c| c.re).collect();
+        Array2::from_shape_vec((self.height, self.width), values)
+            .unwrap_or_else(|_| Plane::zeros((self.height, self.width)))
+    }
+}
+
+/// Cross-correlates folded tiles with the pilot's pixel pattern.
+pub(crate) struct PilotCorrelator {
+    fft: Fft2,
+    pilot_conj: Vec<Complex32>,
+}
+
+/// The best tile shift for one orientation and its strength.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShiftPeak {
+    /// Pixel of the oriented plane where a tile starts.
+    pub origin: (usize, usize),
+    /// Peak height in standard deviations of the correlation surface.
+    pub strength: f32,
+}
+
+impl PilotCorrelator {
+    pub fn new(pilot_pattern: &Plane) -> Self {
+        let fft = Fft2::new(TILE, TILE);
+        let pilot_conj = fft.forward(pilot_pattern).iter().map(|c| c.conj()).collect();
+        Self { fft, pilot_conj }
+    }
+
+    pub fn best_shift(&self, folded: &Plane) -> ShiftPeak {
+        let spectrum: Vec<Complex32> = self
+            .fft
+            .forward(folded)
+            .iter()
+            .zip(&self.pilot_conj)
+            .map(|(a, b)| a * b)
+            .collect();
+        let surface = self.fft.inverse_real(spectrum);
+        let n = surface.len() as f32;
+        let mean = surface.sum() / n;
+        let variance = surface.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let ((y, x), peak) = surface
+            .indexed_iter()
+            .fold(((0, 0), f32::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 {
+                    (i, v)
+                } else {
+                    best
+                }
+            });
+        ShiftPeak {
+            origin: (x, y),
+            strength: if variance > 0.0 {
+                (peak - mean) / variance.sqrt()
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// A one-parameter family of geometric changes searched by brute force.
+#[derive(Clone, Copy, Debug)]
+enum Family {
+    /// Uniform scale, no rotation.
+    Scale,
+    /// Rotation about the centre, scale 1 (rotate and crop).
+    Rotation,
+    /// Horizontal scale only.
+    AspectX,
+    /// Vertical scale only.
+    AspectY,
+}
+
+impl Family {
+    const ALL: [Family; 4] = [Family::Scale, Family::Rotation, Family::AspectX, Family::AspectY];
+
+    /// Range of the parameter and the coarse step.
+    fn range(self) -> (f64, f64, f64) {
+        match self {
+            // Log-scale steps of 0.6%: 265 steps from 0.45 to 2.2.
+            Family::Scale => (0.45f64.ln(), 2.2f64.ln(), 0.006),
+            // 0.4° steps: 56 steps over ±11°.
+            Family::Rotation => (-11.0, 11.0, 0.4),
+            // 0.6% steps from 0.8 to 1.25: 75 steps each.
+            Family::AspectX | Family::AspectY => (0.8f64.ln(), 1.25f64.ln(), 0.006),
+        }
+    }
+
+    fn linear(self, t: f64) -> Linear {
+        match self {
+            Family::Scale => {
+                let s = t.exp();
+                Linear { m: [s, 0.0, 0.0, s] }
+            }
+            Family::Rotation => {
+                // Counter-clockwise on screen (y down) by t degrees.
+                let (sin, cos) = (-t.to_radians()).sin_cos();
+                Linear {
+                    m: [cos, -sin, sin, cos],
+                }
+            }
+            Family::AspectX => Linear {
+                m: [t.exp(), 0.0, 0.0, 1.0],
+            },
+            Family::AspectY => Linear {
+                m: [1.0, 0.0, 0.0, t.exp()],
+            },
+        }
+    }
+}
+
+/// Strength of the pilot when the central `size`×`size` canonical region is
+/// taken from `residual` through `linear` (canonical → image).
+fn pilot_strength(residual: &Plane, linear: &Linear, size: usize, correlator: &PilotCorrelator) -> ShiftPeak {
+    let (h, w) = residual.dim();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let half = size as f64 / 2.0;
+    let region = Plane::from_shape_fn((size, size), |(v, u)| {
+        let (x, y) = linear.apply(u as f64 + 0.5 - half, v as f64 + 0.5 - half);
+        bilinear_clamped(residual, x + cx - 0.5, y + cy - 0.5)
+    });
+    correlator.best_shift(&fold(&region))
+}
+
+/// The brute-force searches: for each family, the best map on a coarse
+/// grid over a central region, then refined on a larger region with a
+/// finer grid. Returns the refined maps (not near the identity), strongest
+/// first. Key-dependent (it uses the pilot); every map it can try is
+/// counted in [`HYPOTHESES`].
+pub(crate) fn search_families(residual: &Plane, correlator: &PilotCorrelator) -> Vec<(f32, Linear)> {
+    let (h, w) = residual.dim();
+    let mut found = Vec::new();
+    for family in Family::ALL {
+        let (lo, hi, step) = family.range();
+        // The largest central region (in canonical pixels) that the image
+        // covers under a map, between 128 and `limit`.
+        let fit = |linear: &Linear, limit: usize| -> usize {
+            let stretch = linear.m[0]
+                .hypot(linear.m[2])
+                .max(linear.m[1].hypot(linear.m[3]))
+                .max(1e-3);
+            let side = (w.min(h) as f64 / stretch) as usize;
+            (side.min(limit) / 8 * 8).max(128)
+        };
+        let steps = ((hi - lo) / step).round() as usize;
+        let mut coarse: Vec<(f32, f64)> = (0..=steps)
+            .map(|i| {
+                let t = lo + i as f64 * step;
+                let linear = family.linear(t);
+                (
+                    pilot_strength(residual, &linear, fit(&linear, 256), correlator).strength,
+                    t,
+                )
+            })
+            .collect();
+        coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Refine the strongest few: near the noise floor the true map is
+        // not always the coarse maximum.
+        let fine = coarse
+            .iter()
+            .take(REFINED_PER_FAMILY)
+            .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * step / 4.0))
+            .map(|t| {
+                let linear = family.linear(t);
+                (
+                    pilot_strength(residual, &linear, fit(&linear, 512), correlator).strength,
+                    t,
+                )
+            })
+            .fold((f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+        let linear = family.linear(fine.1);
+        if !linear.is_near_identity() {
+            found.push((fine.0, linear));
+        }
+    }
+    found.sort_by(|a, b| b.0.total_cmp(&a.0));
+    found
+}
+
+/// Estimates the tile lattice of an image from the autocorrelation of its
+/// residual. Returns up to [`MAX_LATTICES`] linear maps (canonical →
+/// image), best first; none when no periodicity stands out.
+pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
+    let (h, w) = residual.dim();
+    let size = |d: usize| -> usize {
+        let mut s = 256;
+        while s * 2 <= d.min(1024) {
+            s *= 2;
+        }
+        s
+    };
+    if h < 256 || w < 256 {
+        return Vec::new();
+    }
+    let (ch, cw) = (size(h), size(w));
+    let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
+    let mut region = residual.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]).to_owned();
+    let mean = region.sum() / region.len() as f32;
+    region.mapv_inplace(|v| v - mean);
+    let fft = Fft2::new(ch, cw);
+    let power: Vec<Complex32> = fft
+        .forward(&region)
+        .iter()
+        .map(|c| Complex32::new(c.norm_sqr(), 0.0))
+        .collect();
+    let raw = fft.inverse_real(power);
+    let zero = raw[[0, 0]];
+    // The mark's periodicity gives sharp peaks; image content gives broad
+    // hills. Keep what stands above its neighbourhood.
+    let acf = &raw - &box_mean(&raw, 3);
+    if zero <= 0.0 {
+        return Vec::new();
+    }
+    let at = |dx: f64, dy: f64| -> f32 { bilinear_wrapped(&acf, dx, dy) / zero };
+
+    // Local maxima in the annulus of plausible tile sizes (scale 0.45–2.2).
+    let (r_min, r_max) = (
+        0.45 * TILE as f64,
+        (2.2 * TILE as f64).min(ch.min(cw) as f64 / 2.0 - 2.0),
+    );
+    let mut peaks: Vec<(f32, f64, f64)> = Vec::new();
+    let half = |v: usize, n: usize| -> f64 {
+        if v > n / 2 {
+            v as f64 - n as f64
+        } else {
+            v as f64
+        }
+    };
+    for ((y, x), &v) in acf.indexed_iter() {
+        let (dx, dy) = (half(x, cw), half(y, ch));
+        let r = (dx * dx + dy * dy).sqrt();
+        if r < r_min || r > r_max || dy < 0.0 || (dy == 0.0 && dx < 0.0) {
+            continue;
+        }
+        let neighbours_lower = (-1i64..=1).all(|j| {
+            (-1i64..=1).all(|i| {
+                (i == 0 && j == 0) || {
+                    let yy = (y as i64 + j).rem_euclid(ch as i64) as usize;
+                    let xx = (x as i64 + i).rem_euclid(cw as i64) as usize;
+                    acf[[yy, xx]] < v
+                }
+            })
+        });
+        if neighbours_lower {
+            peaks.push((v / zero, dx, dy));
+        }
+    }
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    peaks.truncate(12);
+    // Both signs of every peak vector.
+    let vectors: Vec<(f64, f64)> = peaks.iter().flat_map(|&(_, x, y)| [(x, y), (-x, -y)]).collect();
+
+    let mut bases: Vec<(f32, Linear)> = Vec::new();
+    for (i, &p) in vectors.iter().enumerate() {
+        for &q in vectors.iter().skip(i + 1) {
+            let (lp, lq) = ((p.0 * p.0 + p.1 * p.1).sqrt(), (q.0 * q.0 + q.1 * q.1).sqrt());
+            let cos = (p.0 * q.0 + p.1 * q.1) / (lp * lq);
+            if cos.abs() > 0.5 || lp / lq > 1.35 || lq / lp > 1.35 {
+                continue;
+            }
+            let score = lattice_score(&at, p, q, r_max);
+            let linear = canonical_basis(p, q);
+            bases.push((score, linear));
+        }
+    }
+    bases.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<Linear> = Vec::new();
+    for (score, linear) in bases {
+        if out.len() == MAX_LATTICES {
+            break;
+        }
+        if score <= 0.0 {
+            break;
+        }
+        let refined = refine(&acf, linear, r_max);
+        if !out
+            .iter()
+            .any(|o| o.m.iter().zip(refined.m).all(|(a, b)| (a - b).abs() < 0.02))
+        {
+            out.push(refined);
+        }
+    }
+    out
+}
+
+/// Mean normalised autocorrelation over the lattice points spanned by `p`
+/// and `q` within reach.
+fn lattice_score(at: &dyn Fn(f64, f64) -> f32, p: (f64, f64), q: (f64, f64), reach: f64) -> f32 {
+    let (mut sum, mut count) = (0.0f32, 0);
+    for j in -3i32..=3 {
+        for i in -3i32..=3 {
+            if i == 0 && j == 0 {
+                continue;
+            }
+            let (x, y) = (i as f64 * p.0 + j as f64 * q.0, i as f64 * p.1 + j as f64 * q.1);
+            if (x * x + y * y).sqrt() <= reach {
+                sum += at(x, y);
+                count += 1;
+            }
+        }
+    }
+    if count < 4 {
+        0.0
+    } else {
+        sum / count as f32
+    }
+}
+
+/// Of the eight bases of the same square lattice, the one closest to the
+/// identity (first vector nearest +x, second nearest +y), scaled so that a
+/// tile of 128 pixels maps to the basis vectors.
+fn canonical_basis(p: (f64, f64), q: (f64, f64)) -> Linear {
+    let candidates = [p, q, (-p.0, -p.1), (-q.0, -q.1)];
+    let first = candidates
+        .iter()
+        .copied()
+        .max_by(|a, b| (a.0 / a.0.hypot(a.1)).total_cmp(&(b.0 / b.0.hypot(b.1))))
+        .unwrap_or(p);
+    let second = candidates
+        .iter()
+        .copied()
+        .filter(|c| (c.0 * first.0 + c.1 * first.1).abs() < 0.9 * c.0.hypot(c.1) * first.0.hypot(first.1))
+        .max_by(|a, b| (a.1 / a.0.hypot(a.1)).total_cmp(&(b.1 / b.0.hypot(b.1))))
+        .unwrap_or(q);
+    let t = TILE as f64;
+    Linear {
+        m: [first.0 / t, second.0 / t, first.1 / t, second.1 / t],
+    }
+}
+
+/// Least-squares refinement of a lattice basis from sub-pixel positions of
+/// every lattice peak within reach.
+fn refine(acf: &Plane, basis: Linear, reach: f64) -> Linear {
+    let t = TILE as f64;
+    let p = (basis.m[0] * t, basis.m[2] * t);
+    let q = (basis.m[1] * t, basis.m[3] * t);
+    // Normal equations for x = i·p + j·q (separately for the x and y parts).
+    let (mut sii, mut sij, mut sjj) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut six, mut sjx, mut siy, mut sjy) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut used = 0;
+    for j in -3i32..=3 {
+        for i in -3i32..=3 {
+            if i == 0 && j == 0 {
+                continue;
+            }
+            let (x, y) = (i as f64 * p.0 + j as f64 * q.0, i as f64 * p.1 + j as f64 * q.1);
+            if (x * x + y * y).sqrt() > reach {
+                continue;
+            }
+            let Some((px, py)) = subpixel_peak(acf, x, y) else {
+                continue;
+            };
+            let (fi, fj) = (f64::from(i), f64::from(j));
+            sii += fi * fi;
+            sij += fi * fj;
+            sjj += fj * fj;
+            six += fi * px;
+            sjx += fj * px;
+            siy += fi * py;
+            sjy += fj * py;
+            used += 1;
+        }
+    }
+    let det = sii * sjj - sij * sij;
+    if used < 4 || det.abs() < 1e-9 {
+        return basis;
+    }
+    let solve = |a: f64, b: f64| ((sjj * a - sij * b) / det, (sii * b - sij * a) / det);
+    let (px, qx) = solve(six, sjx);
+    let (py, qy) = solve(siy, sjy);
+    Linear {
+        m: [px / t, qx / t, py / t, qy / t],
+    }
+}
+
+/// The autocorrelation peak nearest `(x, y)` (within 2 pixels), located to
+/// a fraction of a pixel by fitting a parabola in each direction.
+fn subpixel_peak(acf: &Plane, x: f64, y: f64) -> Option<(f64, f64)> {
+    let (h, w) = acf.dim();
+    let get = |xx: i64, yy: i64| acf[[yy.rem_euclid(h as i64) as usize, xx.rem_euclid(w as i64) as usize]];
+    let (cx, cy) = (x.round() as i64, y.round() as i64);
+    let mut best = (cx, cy, f32::NEG_INFINITY);
+    for dy in -2..=2 {
+        for dx in -2..=2 {
+            let v = get(cx + dx, cy + dy);
+            if v > best.2 {
+                best = (cx + dx, cy + dy, v);
+            }
+        }
+    }
+    let (bx, by, v) = best;
+    let parabola = |minus: f32, plus: f32| -> f64 {
+        let denominator = minus - 2.0 * v + plus;
+        if denominator.abs() < 1e-12 {
+            0.0
+        } else {
+            (0.5 * (minus - plus) / denominator).clamp(-0.5, 0.5) as f64
+        }
+    };
+    let ox = parabola(get(bx - 1, by), get(bx + 1, by));
+    let oy = parabola(get(bx, by - 1), get(bx, by + 1));
+    Some((bx as f64 + ox, by as f64 + oy))
+}
+
+fn bilinear_wrapped(plane: &Plane, x: f64, y: f64) -> f32 {
+    let (h, w) = plane.dim();
+    let (fx, fy) = (x.floor(), y.floor());
+    let (tx, ty) = ((x - fx) as f32, (y - fy) as f32);
+    let get = |xx: i64, yy: i64| plane[[yy.rem_euclid(h as i64) as usize, xx.rem_euclid(w as i64) as usize]];
+    let (x0, y0) = (fx as i64, fy as i64);
+    let top = get(x0, y0) * (1.0 - tx) + get(x0 + 1, y0) * tx;
+    let bottom = get(x0, y0 + 1) * (1.0 - tx) + get(x0 + 1, y0 + 1) * tx;
+    top * (1.0 - ty) + bottom * ty
+}
+
+/// An image resampled into canonical coordinates: tiles square and 128
+/// pixels, so that only the lattice's symmetries and the tile phase remain.
+pub(crate) struct Canonical {
+    pub plane: Plane,
+    linear: Linear,
+    /// Canonical coordinates of the plane's pixel (0, 0), relative to the centre.
+    min: (f64, f64),
+    /// Centre of the received image.
+    centre: (f64, f64),
+}
+
+impl Canonical {
+    /// The received image as it is.
+    pub fn identity(luma: &Plane) -> Self {
+        let (h, w) = luma.dim();
+        let centre = (w as f64 / 2.0, h as f64 / 2.0);
+        Self {
+            plane: luma.clone(),
+            linear: Linear::IDENTITY,
+            min: (-centre.0, -centre.1),
+            centre,
+        }
+    }
+
+    /// Resamples the received image through `linear` (canonical → image),
+    /// bilinearly, clamping at the borders.
+    pub fn resample(luma: &Plane, linear: Linear) -> Option<Self> {
+        let inverse = linear.inverse()?;
+        let (h, w) = luma.dim();
+        let centre = (w as f64 / 2.0, h as f64 / 2.0);
+        let corners = [(0.0, 0.0), (w as f64, 0.0), (0.0, h as f64), (w as f64, h as f64)]
+            .map(|(x, y)| inverse.apply(x - centre.0, y - centre.1));
+        let (min_x, max_x) = corners
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, c| (a.0.min(c.0), a.1.max(c.0)));
+        let (min_y, max_y) = corners
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, c| (a.0.min(c.1), a.1.max(c.1)));
+        let (out_w, out_h) = ((max_x - min_x).round() as usize, (max_y - min_y).round() as usize);
+        if out_w < 8 || out_h < 8 || out_w.saturating_mul(out_h) > 16 * (w * h).max(1) {
+            return None;
+        }
+        let mut plane = Plane::zeros((out_h, out_w));
+        for ((v, u), o) in plane.indexed_iter_mut() {
+            let (x, y) = linear.apply(u as f64 + 0.5 + min_x, v as f64 + 0.5 + min_y);
+            *o = bilinear_clamped(luma, x + centre.0 - 0.5, y + centre.1 - 0.5);
+        }
+        Some(Self {
+            plane,
+            linear,
+            min: (min_x, min_y),
+            centre,
+        })
+    }
+
+    /// The geometry found when `orientation` and a tile starting at
+    /// `origin` (in the oriented plane) line the mark up.
+    pub fn geometry(&self, orientation: Orientation, origin: (usize, usize)) -> Geometry {
+        let (scale_x, scale_y, rotation_degrees, mirrored) = describe(&self.linear, orientation);
+        // Where the received image's top-left corner lands in the oriented
+        // canonical plane, then in the original (modulo a tile).
+        let (h, w) = self.plane.dim();
+        let corner = self
+            .linear
+            .inverse()
+            .map(|inv| inv.apply(-self.centre.0, -self.centre.1))
+            .unwrap_or((0.0, 0.0));
+        let (u, v) = orientation.map_point(corner.0 - self.min.0, corner.1 - self.min.1, w as f64, h as f64);
+        let t = TILE as f64;
+        Geometry {
+            scale_x,
+            scale_y,
+            rotation_degrees,
+            mirrored,
+            offset_x: (u - origin.0 as f64).rem_euclid(t),
+            offset_y: (v - origin.1 as f64).rem_euclid(t),
+        }
+    }
+}
+
+fn bilinear_clamped(plane: &Plane, x: f64, y: f64) -> f32 {
+    let (h, w) = plane.dim();
+    let x = x.clamp(0.0, (w - 1) as f64);
+    let y = y.clamp(0.0, (h - 1) as f64);
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+    let top = plane[[y0, x0]] * (1.0 - tx) + plane[[y0, x1]] * tx;
+    let bottom = plane[[y1, x0]] * (1.0 - tx) + plane[[y1, x1]] * tx;
+    top * (1.0 - ty) + bottom * ty
+}
+
+/// Scale, rotation and mirror of the change that maps the original onto the
+/// image, from the canonical→image map and the orientation that undid the
+/// lattice's symmetry.
+pub(crate) fn describe(linear: &Linear, orientation: Orientation) -> (f64, f64, f64, bool) {
+    // The orientation was applied to the canonical plane to recover the
+    // original; compose its inverse into the map: image ← canonical ← original.
+    let o = orientation_matrix(orientation);
+    let inv_o = [o[0], o[2], o[1], o[3]]; // orthogonal: inverse = transpose
+    let m = linear.m;
+    let full = [
+        m[0] * inv_o[0] + m[1] * inv_o[2],
+        m[0] * inv_o[1] + m[1] * inv_o[3],
+        m[2] * inv_o[0] + m[3] * inv_o[2],
+        m[2] * inv_o[1] + m[3] * inv_o[3],
+    ];
+    let det = full[0] * full[3] - full[1] * full[2];
+    let mirrored = det < 0.0;
+    // Remove the mirror (x → −x in the original) before reading the rotation.
+    let a = if mirrored {
+        [-full[0], full[1], -full[2], full[3]]
+    } else {
+        full
+    };
+    let scale_x = a[0].hypot(a[2]);
+    let scale_y = a[1].hypot(a[3]);
+    // Image y points down; counter-clockwise on screen is a negative angle in these axes.
+    let rotation = -a[2].atan2(a[0]).to_degrees();
+    (scale_x, scale_y, rotation, mirrored)
+}
+
+/// The matrix (row-major, acting on (x, y) with y down) of an orientation
+/// about the origin, as applied to a plane by [`Orientation::apply`].
+fn orientation_matrix(o: Orientation) -> [f64; 4] {
+    let mut m = if o.mirror {
+        [-1.0, 0.0, 0.0, 1.0]
+    } else {
+        [1.0, 0.0, 0.0, 1.0]
+    };
+    // Clockwise quarter turn on screen (y down): (x, y) → (−y, x).
+    let turn = [0.0, -1.0, 1.0, 0.0];
+    for _ in 0..o.quarter_turns {
+        m = [
+            turn[0] * m[0] + turn[1] * m[2],
+            turn[0] * m[1] + turn[1] * m[3],
+            turn[2] * m[0] + turn[3] * m[2],
+            turn[2] * m[1] + turn[3] * m[3],
+        ];
+    }
+    m
+}
+
+/// Lines describing the lattice estimates of an image, for diagnostics.
+#[doc(hidden)]
+pub fn debug_report(luma: &Plane, mask: &MaskParams) -> Vec<String> {
+    let r = residual(luma, mask);
+    lattices(&r)
+        .iter()
+        .map(|l| {
+            let (sx, sy, rot, m) = describe(
+                l,
+                Orientation {
+                    mirror: false,
+                    quarter_turns: 0,
+                },
+            );
+            format!(
+                "lattice {:?}: scale {sx:.4} x {sy:.4}, rotation {rot:.3}, mirror {m}",
+                l.m
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientations_are_the_eight_symmetries() {
+        let p = Plane::from_shape_fn((3, 5), |(y, x)| (y * 5 + x) as f32);
+        let images: Vec<Plane> = Orientation::all().map(|o| o.apply(&p)).collect();
+        for (i, a) in images.iter().enumerate() {
+            for b in images.iter().skip(i + 1) {
+                assert_ne!(a, b);
+            }
+        }
+        let turn = Orientation {
+            mirror: false,
+            quarter_turns: 1,
+        }
+        .apply(&p);
+        assert_eq!(turn.dim(), (5, 3));
+        // Clockwise: the top-left corner goes to the top-right.
+        assert_eq!(turn[[0, 2]], p[[0, 0]]);
+    }
+
+    #[test]
+    fn fft_correlation_finds_a_cyclic_shift() {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([8; 32]);
+        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+        let shifted = Plane::from_shape_fn((TILE, TILE), |(y, x)| {
+            pattern[[(y + TILE - 9) % TILE, (x + TILE - 40) % TILE]]
+        });
+        let peak = PilotCorrelator::new(&pattern).best_shift(&shifted);
+        assert_eq!(peak.origin, (40, 9));
+        assert!(peak.strength > 10.0, "{peak:?}");
+    }
+
+    #[test]
+    fn canonical_resampling_undoes_a_known_scale() {
+        let original =
+            Plane::from_shape_fn((64, 64), |(y, x)| (x as f32 * 0.3).sin() + (y as f32 * 0.2).cos());
+        let doubled = Plane::from_shape_fn((128, 128), |(y, x)| {
+            bilinear_clamped(&original, x as f64 / 2.0 - 0.25, y as f64 / 2.0 - 0.25)
+        });
+        let back = Canonical::resample(
+            &doubled,
+            Linear {
+                m: [2.0, 0.0, 0.0, 2.0],
+            },
+        )
+        .unwrap()
+        .plane;
+        assert_eq!(back.dim(), (64, 64));
+        let err: f32 = back
+            .iter()
+            .zip(original.iter())
+            .skip(200)
+            .take(3000)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / 3000.0;
+        assert!(err < 0.05, "{err}");
+    }
+
+    #[test]
+    fn describe_reports_rotation_and_mirror() {
+        let o = Orientation {
+            mirror: false,
+            quarter_turns: 0,
+        };
+        let (sx, sy, r, m) = describe(&Linear::IDENTITY, o);
+        assert!((sx - 1.0).abs() < 1e-9 && (sy - 1.0).abs() < 1e-9 && r.abs() < 1e-9 && !m);
+        let mirror = Orientation {
+            mirror: true,
+            quarter_turns: 0,
+        };
+        assert!(describe(&Linear::IDENTITY, mirror).3);
+    }
+}
