@@ -191,7 +191,13 @@ struct Rig {
     wrong_key: Detector,
 }
 
-fn bench_image(rig: &Rig, path: &Path, index: usize, attacks: &[&'static Attack]) -> Result<ImageReport> {
+fn bench_image(
+    rig: &Rig,
+    path: &Path,
+    index: usize,
+    attacks: &[&'static Attack],
+    bar: &ProgressBar,
+) -> Result<ImageReport> {
     let original = files::load_image(path)?;
     let payload = payload_for(index);
     let started = Instant::now();
@@ -200,24 +206,30 @@ fn bench_image(rig: &Rig, path: &Path, index: usize, attacks: &[&'static Attack]
     let started = Instant::now();
     let _ = rig.detect.detect(&marked)?;
     let detect_seconds = started.elapsed().as_secs_f64();
-    let mut outcomes = Vec::with_capacity(attacks.len());
-    for (a, attack) in attacks.iter().enumerate() {
-        let seed = (index * 1000 + a) as u64;
-        let attacked =
-            (attack.apply)(&marked, seed).with_context(|| format!("{}: {}", path.display(), attack.name))?;
-        let attacked_luma = luma(&attacked);
-        let (found, observation) = rig.detect.examine(&attacked_luma);
-        let unmarked = (attack.apply)(&original, seed)?;
-        outcomes.push(Outcome {
-            attack: attack.name,
-            detected: found.detected,
-            exact: found.payload == Some(payload),
-            raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
-            score: found.score,
-            false_positive_unmarked: rig.detect.detect(&unmarked)?.detected,
-            false_positive_wrong_key: rig.wrong_key.detect_luma(&attacked_luma).detected,
-        });
-    }
+    // Attacks run in parallel too, so one large image does not leave a core idle.
+    let outcomes = attacks
+        .par_iter()
+        .enumerate()
+        .map(|(a, attack)| {
+            let seed = (index * 1000 + a) as u64;
+            let attacked = (attack.apply)(&marked, seed)
+                .with_context(|| format!("{}: {}", path.display(), attack.name))?;
+            let attacked_luma = luma(&attacked);
+            let (found, observation) = rig.detect.examine(&attacked_luma);
+            let unmarked = (attack.apply)(&original, seed)?;
+            let outcome = Outcome {
+                attack: attack.name,
+                detected: found.detected,
+                exact: found.payload == Some(payload),
+                raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
+                score: found.score,
+                false_positive_unmarked: rig.detect.detect(&unmarked)?.detected,
+                false_positive_wrong_key: rig.wrong_key.detect_luma(&attacked_luma).detected,
+            };
+            bar.inc(1);
+            Ok(outcome)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(ImageReport {
         image: path
             .file_name()
@@ -251,10 +263,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         detect: DetectOptions::default().build(&bench_key("mark"))?,
         wrong_key: DetectOptions::default().build(&bench_key("another studio"))?,
     };
-    let bar = ProgressBar::new(paths.len() as u64);
+    let bar = ProgressBar::new((paths.len() * attacks.len()) as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} attacked images, {elapsed} elapsed, eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -263,11 +277,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let reports: Vec<Result<ImageReport>> = paths
         .par_iter()
         .enumerate()
-        .map(|(i, p)| {
-            let r = bench_image(&rig, p, i, &attacks);
-            bar.inc(1);
-            r
-        })
+        .map(|(i, p)| bench_image(&rig, p, i, &attacks, &bar))
         .collect();
     bar.finish_and_clear();
     let mut ok = Vec::new();

@@ -154,3 +154,32 @@ pub fn format_probability(log10: f64) -> String {
         format!("{mantissa:.1}e{exponent}")
     }
 }
+
+/// A short description of a recovered geometry, empty when nothing changed.
+pub fn describe_geometry(g: &tattle_detect::Geometry) -> String {
+    let mut parts = Vec::new();
+    if (g.scale_x - 1.0).abs() > 0.005 || (g.scale_y - 1.0).abs() > 0.005 {
+        if (g.scale_x - g.scale_y).abs() < 0.005 {
+            parts.push(format!("scaled {:.3}", g.scale_x));
+        } else {
+            parts.push(format!("scaled {:.3} x {:.3}", g.scale_x, g.scale_y));
+        }
+    }
+    if g.rotation_degrees.abs() > 0.05 {
+        parts.push(format!("rotated {:.1}°", g.rotation_degrees));
+    }
+    if g.mirrored {
+        parts.push("mirrored".to_owned());
+    }
+    if g.offset_x != 0.0 || g.offset_y != 0.0 {
+        parts.push(format!(
+            "cropped at +{:.0},+{:.0} (mod 128)",
+            g.offset_x, g.offset_y
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}

@@ -224,9 +224,14 @@ fn describe(path: &str, d: &Detection) -> String {
         files::format_probability(d.false_positive_log10),
         d.score
     );
+    let geometry = d
+        .geometry
+        .as_ref()
+        .map(files::describe_geometry)
+        .unwrap_or_default();
     match (d.detected, d.payload) {
-        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds})"),
-        (true, None) => format!("{path}: marked, payload unreadable ({odds})"),
+        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){geometry}"),
+        (true, None) => format!("{path}: marked, payload unreadable ({odds}){geometry}"),
         (false, _) => format!("{path}: no mark found ({odds})"),
     }
 }

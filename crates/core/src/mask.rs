@@ -67,13 +67,42 @@ impl Default for MaskParams {
 /// assert!(perceptual_mask(&busy, &MaskParams::default())[[8, 8]] > 1.0);
 /// ```
 pub fn perceptual_mask(luma: &Plane, params: &MaskParams) -> Plane {
-    let noise_variance = estimate_noise_sigma(luma).powi(2);
-    let mean = box_mean(luma, params.radius);
-    let mean_sq = box_mean(&luma.mapv(|v| v * v), params.radius);
+    perceptual_mask_from(
+        &LocalStats::of(luma, params.radius),
+        estimate_noise_sigma(luma),
+        params,
+    )
+}
+
+/// Local mean and variance of a plane over a `(2r+1)²` window.
+#[derive(Clone, Debug)]
+pub struct LocalStats {
+    /// Local mean.
+    pub mean: Plane,
+    /// Local variance (never negative).
+    pub variance: Plane,
+}
+
+impl LocalStats {
+    /// The statistics of `luma` over windows of radius `radius`.
+    pub fn of(luma: &Plane, radius: usize) -> Self {
+        let mean = box_mean(luma, radius);
+        let mut variance = box_mean(&luma.mapv(|v| v * v), radius);
+        ndarray::Zip::from(&mut variance)
+            .and(&mean)
+            .for_each(|v, &mu| *v = (*v - mu * mu).max(0.0));
+        Self { mean, variance }
+    }
+}
+
+/// [`perceptual_mask`] from precomputed local statistics (window radius
+/// `params.radius`) and noise level.
+pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskParams) -> Plane {
+    let noise_variance = noise_sigma * noise_sigma;
     let flat_sq = params.flat_sigma * params.flat_sigma;
-    let mut mask = mean_sq;
-    ndarray::Zip::from(&mut mask).and(&mean).for_each(|m, &mu| {
-        let variance = (*m - mu * mu - noise_variance).max(0.0);
+    let mut mask = stats.variance.clone();
+    ndarray::Zip::from(&mut mask).and(&stats.mean).for_each(|m, &mu| {
+        let variance = (*m - noise_variance).max(0.0);
         let sigma = variance.sqrt();
         let contrast = (sigma / params.texture_reference)
             .powf(params.texture_exponent)

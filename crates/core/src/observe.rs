@@ -7,7 +7,7 @@
 //! into the slot each coefficient belongs to.
 
 use crate::dct::{forward, Block, BLOCK};
-use ndarray::s;
+use ndarray::{s, ArrayView2};
 
 use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
 use crate::mask::{perceptual_mask, MaskParams};
@@ -39,11 +39,11 @@ pub struct BlockGains {
 impl BlockGains {
     /// The gains of a luma plane (grey levels).
     pub fn of(luma: &Plane, mask: &MaskParams) -> Self {
-        Self::with_mask(luma, &perceptual_mask(luma, mask))
+        Self::with_mask(&luma.view(), &perceptual_mask(luma, mask).view())
     }
 
     /// The gains of a luma plane whose perceptual mask is already known.
-    pub fn with_mask(luma: &Plane, weights: &Plane) -> Self {
+    pub fn with_mask(luma: &ArrayView2<f32>, weights: &ArrayView2<f32>) -> Self {
         let (h, w) = luma.dim();
         let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
         let mut gains = Vec::with_capacity(blocks_x * blocks_y);
@@ -64,7 +64,7 @@ impl BlockGains {
     }
 }
 
-fn block_at(plane: &Plane, bx: usize, by: usize) -> Block {
+fn block_at(plane: &ArrayView2<f32>, bx: usize, by: usize) -> Block {
     let mut block: Block = [0.0; 64];
     for (i, p) in block.iter_mut().enumerate() {
         *p = plane[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]];
@@ -86,15 +86,22 @@ impl Observation {
     /// Measures a luma plane in which a tile starts at pixel `origin`
     /// (`x`, `y`); only the position modulo the tile size matters.
     pub fn measure_aligned(luma: &Plane, mask: &MaskParams, origin: (usize, usize)) -> Self {
+        Self::measure_masked(luma, &perceptual_mask(luma, mask), origin)
+    }
+
+    /// [`Observation::measure_aligned`] with the plane's perceptual mask
+    /// already computed.
+    pub fn measure_masked(luma: &Plane, weights: &Plane, origin: (usize, usize)) -> Self {
         let (ox, oy) = (origin.0 % TILE, origin.1 % TILE);
         let (sx, sy) = (ox % BLOCK, oy % BLOCK);
-        let view = luma.slice(s![sy.., sx..]).to_owned();
+        let view = luma.slice(s![sy.., sx..]);
+        let view_weights = weights.slice(s![sy.., sx..]);
         // Block 0 of the view starts at pixel s; its tile block is (s − o) / 8.
         let shift = (
             ((sx + TILE - ox) / BLOCK) % TILE_BLOCKS,
             ((sy + TILE - oy) / BLOCK) % TILE_BLOCKS,
         );
-        let gains = BlockGains::of(&view, mask);
+        let gains = BlockGains::with_mask(&view, &view_weights);
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
         for (index, &gain) in gains.gains.iter().enumerate() {
@@ -125,7 +132,7 @@ impl Observation {
                 continue;
             }
             let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let band = band_of(&forward(&block_at(plane, bx, by)));
+            let band = band_of(&forward(&block_at(&plane.view(), bx, by)));
             for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
                 slots[slot_index(bx, by, k)] += gain * weight * c;
             }

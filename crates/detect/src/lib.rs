@@ -187,7 +187,8 @@ impl Detector {
     /// on (for benchmarks and diagnostics).
     pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
         let mask = &self.options.mask;
-        let straight = Observation::measure(luma, mask);
+        let sync::Whitened { weights, residual } = sync::Whitened::of(luma, mask);
+        let straight = Observation::measure_masked(luma, &weights, (0, 0));
         let mut best = self.test(&straight);
         best.geometry = Some(Geometry::unchanged());
         let mut best_observation = straight;
@@ -196,48 +197,57 @@ impl Detector {
         if !self.options.geometric_search || best.payload.is_some() {
             return (best.settled(), best_observation);
         }
-        // Rank every (lattice, orientation, tile shift) by the pilot's
-        // pixel-domain correlation, then decode the strongest few.
-        let residual = sync::residual(luma, mask);
-        let mut canonicals = vec![sync::Canonical::identity(luma)];
-        let mut all_orientations = vec![true];
+        // Rank every (map, orientation, tile shift) by the pilot's
+        // pixel-domain correlation, then decode the strongest few. The
+        // identity and the lattice estimates try all eight orientations;
+        // the brute-force families only the upright one.
+        let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
         for linear in sync::lattices(&residual) {
             if !linear.is_near_identity() {
-                canonicals.extend(sync::Canonical::resample(luma, linear));
-                all_orientations.push(true);
+                maps.push((linear, true));
             }
         }
         for (_, linear) in sync::search_families(&residual, &self.correlator) {
-            canonicals.extend(sync::Canonical::resample(luma, linear));
-            all_orientations.push(false);
+            maps.push((linear, false));
         }
+        let mut canonicals = Vec::new();
         let mut shifts = Vec::new();
-        for (index, canonical) in canonicals.iter().enumerate() {
-            let whitened = if index == 0 {
-                residual.clone()
+        for (linear, all_orientations) in maps {
+            let (canonical, canonical_weights, whitened) = if canonicals.is_empty() {
+                (sync::Canonical::identity(luma), weights.clone(), residual.clone())
             } else {
-                sync::residual(&canonical.plane, mask)
-            };
-            let orientations: Vec<sync::Orientation> =
-                if all_orientations.get(index).copied().unwrap_or(false) {
-                    sync::Orientation::all().collect()
-                } else {
-                    vec![sync::Orientation::default()]
+                let Some(c) = sync::Canonical::resample(luma, linear) else {
+                    continue;
                 };
+                let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
+                (c, weights, residual)
+            };
+            let folded = sync::fold(&whitened);
+            let (h, w) = whitened.dim();
+            let orientations: Vec<sync::Orientation> = if all_orientations {
+                sync::Orientation::all().collect()
+            } else {
+                vec![sync::Orientation::default()]
+            };
             for orientation in orientations {
                 let peak = self
                     .correlator
-                    .best_shift(&sync::fold(&orientation.apply(&whitened)));
-                shifts.push((peak, index, orientation));
+                    .best_shift(&orientation.apply_to_fold(&folded, w, h));
+                shifts.push((peak, canonicals.len(), orientation));
             }
+            canonicals.push((canonical, canonical_weights));
         }
         shifts.sort_by(|a, b| b.0.strength.total_cmp(&a.0.strength));
         for (peak, index, orientation) in shifts.into_iter().take(MAX_CANDIDATES - 1) {
-            let Some(canonical) = canonicals.get(index) else {
+            let Some((canonical, canonical_weights)) = canonicals.get(index) else {
                 continue;
             };
-            let oriented = orientation.apply(&canonical.plane);
-            let observation = Observation::measure_aligned(&oriented, mask, peak.origin);
+            let observation = if orientation == sync::Orientation::default() {
+                Observation::measure_masked(&canonical.plane, canonical_weights, peak.origin)
+            } else {
+                let plane = orientation.apply(&canonical.plane);
+                Observation::measure_masked(&plane, &orientation.apply(canonical_weights), peak.origin)
+            };
             let mut found = self.test(&observation);
             if better(&found, &best) {
                 found.geometry = Some(canonical.geometry(orientation, peak.origin));

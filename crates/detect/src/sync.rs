@@ -30,7 +30,7 @@ use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 use serde::Serialize;
 use tattle_core::layout::TILE;
-use tattle_core::mask::{perceptual_mask, MaskParams};
+use tattle_core::mask::{estimate_noise_sigma, perceptual_mask_from, LocalStats, MaskParams};
 use tattle_core::plane::{box_mean, Plane};
 
 /// Lattice estimates tried besides "no geometric change".
@@ -42,6 +42,8 @@ pub const ORIENTATIONS: usize = 8;
 const SEARCH_STEPS: usize = 600;
 /// Maps tried by refinement around the best coarse result of each family.
 const REFINE_STEPS: usize = 4 * REFINED_PER_FAMILY * 9;
+/// Smallest refined pilot strength for which a family's map is tried on the whole image.
+const FAMILY_MIN_STRENGTH: f32 = 5.5;
 /// Coarse maxima of each family that are refined.
 const REFINED_PER_FAMILY: usize = 3;
 /// Pilot hypotheses the search may choose from: every tile shift, in every
@@ -136,7 +138,8 @@ impl Orientation {
         })
     }
 
-    /// Where the point `(x, y)` of a `w`×`h` plane lands after [`Orientation::apply`].
+    /// Where the point `(x, y)` of a `w`×`h` plane lands after [`Orientation::apply`]
+    /// (continuous coordinates: pixel corners).
     pub fn map_point(&self, x: f64, y: f64, w: f64, h: f64) -> (f64, f64) {
         let (mut x, mut y, mut w, mut h) = (x, y, w, h);
         if self.mirror {
@@ -150,21 +153,45 @@ impl Orientation {
         (x, y)
     }
 
-    pub fn apply(&self, plane: &Plane) -> Plane {
-        let mut p = if self.mirror {
-            let mut m = plane.clone();
-            m.invert_axis(ndarray::Axis(1));
-            m
-        } else {
-            plane.clone()
-        };
-        for _ in 0..self.quarter_turns {
-            // Clockwise quarter turn: transpose, then mirror horizontally.
-            let mut t = p.t().to_owned();
-            t.invert_axis(ndarray::Axis(1));
-            p = t;
+    /// The pixel of a `w`×`h` plane that lands on pixel `(x, y)` of the
+    /// oriented plane.
+    fn source_pixel(&self, x: i64, y: i64, w: i64, h: i64) -> (i64, i64) {
+        // Plane size before each turn: turns alternate width and height.
+        let before_turn = |k: u8| if k % 2 == 0 { (w, h) } else { (h, w) };
+        let (mut x, mut y) = (x, y);
+        for k in (0..self.quarter_turns).rev() {
+            let (_, height_before) = before_turn(k);
+            (x, y) = (y, height_before - 1 - x);
         }
-        p.as_standard_layout().to_owned()
+        if self.mirror {
+            x = w - 1 - x;
+        }
+        (x, y)
+    }
+
+    /// The plane turned and mirrored.
+    pub fn apply(&self, plane: &Plane) -> Plane {
+        let (h, w) = plane.dim();
+        let (oh, ow) = if self.quarter_turns % 2 == 1 {
+            (w, h)
+        } else {
+            (h, w)
+        };
+        Plane::from_shape_fn((oh, ow), |(y, x)| {
+            let (sx, sy) = self.source_pixel(x as i64, y as i64, w as i64, h as i64);
+            plane[[sy as usize, sx as usize]]
+        })
+    }
+
+    /// `fold(self.apply(plane))`, computed from `fold(plane)` alone: both
+    /// maps are affine with unit coefficients, so tile positions map to
+    /// tile positions.
+    pub fn apply_to_fold(&self, folded: &Plane, plane_w: usize, plane_h: usize) -> Plane {
+        let t = TILE as i64;
+        Plane::from_shape_fn((TILE, TILE), |(y, x)| {
+            let (sx, sy) = self.source_pixel(x as i64, y as i64, plane_w as i64, plane_h as i64);
+            folded[[sy.rem_euclid(t) as usize, sx.rem_euclid(t) as usize]]
+        })
     }
 }
 
@@ -173,26 +200,36 @@ impl Orientation {
 /// blocks (perceptual mask over local energy), so that flat areas and
 /// strong edges do not swamp the faint periodic mark.
 pub(crate) fn residual(luma: &Plane, mask: &MaskParams) -> Plane {
-    let weights = perceptual_mask(luma, mask);
-    let mean = box_mean(luma, 2);
-    let mean_sq = box_mean(&luma.mapv(|v| v * v), 2);
-    let mut out = luma - &mean;
-    ndarray::Zip::from(&mut out)
-        .and(&weights)
-        .and(&mean)
-        .and(&mean_sq)
-        .for_each(|r, &w, &mu, &sq| {
-            let variance = (sq - mu * mu).max(0.0);
-            *r *= w / (variance + 4.0);
-        });
-    out
+    Whitened::of(luma, mask).residual
+}
+
+/// A plane's perceptual mask and residual, sharing their local statistics.
+pub(crate) struct Whitened {
+    pub weights: Plane,
+    pub residual: Plane,
+}
+
+impl Whitened {
+    pub fn of(luma: &Plane, mask: &MaskParams) -> Self {
+        let stats = LocalStats::of(luma, mask.radius);
+        let weights = perceptual_mask_from(&stats, estimate_noise_sigma(luma), mask);
+        let mut residual = luma - &stats.mean;
+        ndarray::Zip::from(&mut residual)
+            .and(&weights)
+            .and(&stats.variance)
+            .for_each(|r, &w, &variance| *r *= w / (variance + 4.0));
+        Self { weights, residual }
+    }
 }
 
 /// Sums all 128x128 tile copies of a plane into one tile.
 pub(crate) fn fold(plane: &Plane) -> Plane {
     let mut tile = Plane::zeros((TILE, TILE));
-    for ((y, x), v) in plane.indexed_iter() {
-        tile[[y % TILE, x % TILE]] += v;
+    for (y, row) in plane.rows().into_iter().enumerate() {
+        let mut target = tile.row_mut(y % TILE);
+        for (x, v) in row.iter().enumerate() {
+            target[x % TILE] += v;
+        }
     }
     tile
 }
@@ -360,16 +397,29 @@ impl Family {
 }
 
 /// Strength of the pilot when the central `size`×`size` canonical region is
-/// taken from `residual` through `linear` (canonical → image).
+/// taken from `residual` through `linear` (canonical → image). The region
+/// is folded as it is sampled, without being stored.
 fn pilot_strength(residual: &Plane, linear: &Linear, size: usize, correlator: &PilotCorrelator) -> ShiftPeak {
     let (h, w) = residual.dim();
-    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    let half = size as f64 / 2.0;
-    let region = Plane::from_shape_fn((size, size), |(v, u)| {
-        let (x, y) = linear.apply(u as f64 + 0.5 - half, v as f64 + 0.5 - half);
-        bilinear_clamped(residual, x + cx - 0.5, y + cy - 0.5)
-    });
-    correlator.best_shift(&fold(&region))
+    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
+    let half = size as f64 / 2.0 - 0.5;
+    let standard = residual.as_standard_layout();
+    let sampler = Sampler::new(&standard);
+    let mut tile = Plane::zeros((TILE, TILE));
+    for v in 0..size {
+        // Image position of canonical (0, v), then steps of one canonical pixel along u.
+        let (mut x, mut y) = linear.apply(-half, v as f64 - half);
+        x += cx;
+        y += cy;
+        let (dx, dy) = (linear.m[0], linear.m[2]);
+        let mut row = tile.row_mut(v % TILE);
+        for u in 0..size {
+            row[u % TILE] += sampler.sample(x, y);
+            x += dx;
+            y += dy;
+        }
+    }
+    correlator.best_shift(&tile)
 }
 
 /// The brute-force searches: for each family, the best map on a coarse
@@ -419,7 +469,10 @@ pub(crate) fn search_families(residual: &Plane, correlator: &PilotCorrelator) ->
             })
             .fold((f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
         let linear = family.linear(fine.1);
-        if !linear.is_near_identity() {
+        // Below this the refined peak is within the noise of the search
+        // (the null maximum is about 4.5); resampling the whole image for it
+        // would cost time and find nothing.
+        if fine.0 >= FAMILY_MIN_STRENGTH && !linear.is_near_identity() {
             found.push((fine.0, linear));
         }
     }
@@ -705,10 +758,18 @@ impl Canonical {
         if out_w < 8 || out_h < 8 || out_w.saturating_mul(out_h) > 16 * (w * h).max(1) {
             return None;
         }
+        let standard = luma.as_standard_layout();
+        let sampler = Sampler::new(&standard);
         let mut plane = Plane::zeros((out_h, out_w));
-        for ((v, u), o) in plane.indexed_iter_mut() {
-            let (x, y) = linear.apply(u as f64 + 0.5 + min_x, v as f64 + 0.5 + min_y);
-            *o = bilinear_clamped(luma, x + centre.0 - 0.5, y + centre.1 - 0.5);
+        for (v, mut row) in plane.rows_mut().into_iter().enumerate() {
+            let (mut x, mut y) = linear.apply(0.5 + min_x, v as f64 + 0.5 + min_y);
+            x += centre.0 - 0.5;
+            y += centre.1 - 0.5;
+            for o in row.iter_mut() {
+                *o = sampler.sample(x, y);
+                x += linear.m[0];
+                y += linear.m[2];
+            }
         }
         Some(Self {
             plane,
@@ -743,16 +804,39 @@ impl Canonical {
     }
 }
 
-fn bilinear_clamped(plane: &Plane, x: f64, y: f64) -> f32 {
-    let (h, w) = plane.dim();
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let top = plane[[y0, x0]] * (1.0 - tx) + plane[[y0, x1]] * tx;
-    let bottom = plane[[y1, x0]] * (1.0 - tx) + plane[[y1, x1]] * tx;
-    top * (1.0 - ty) + bottom * ty
+/// Bilinear sampling of a standard-layout plane, clamped at the borders.
+struct Sampler<'a> {
+    data: &'a [f32],
+    width: usize,
+    height: usize,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(plane: &'a ndarray::ArrayBase<ndarray::CowRepr<'a, f32>, ndarray::Ix2>) -> Self {
+        let (height, width) = plane.dim();
+        Self {
+            data: plane.as_slice().unwrap_or(&[]),
+            width,
+            height,
+        }
+    }
+
+    #[inline]
+    fn sample(&self, x: f64, y: f64) -> f32 {
+        let (w, h) = (self.width, self.height);
+        if self.data.len() != w * h || w == 0 || h == 0 {
+            return 0.0;
+        }
+        let x = x.clamp(0.0, (w - 1) as f64);
+        let y = y.clamp(0.0, (h - 1) as f64);
+        let (x0, y0) = (x as usize, y as usize);
+        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+        let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+        let (r0, r1) = (y0 * w, y1 * w);
+        let top = self.data[r0 + x0] + (self.data[r0 + x1] - self.data[r0 + x0]) * tx;
+        let bottom = self.data[r1 + x0] + (self.data[r1 + x1] - self.data[r1 + x0]) * tx;
+        top + (bottom - top) * ty
+    }
 }
 
 /// Scale, rotation and mirror of the change that maps the original onto the
@@ -852,6 +936,20 @@ mod tests {
     }
 
     #[test]
+    fn orienting_a_fold_equals_folding_the_oriented_plane() {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([9; 32]);
+        let plane = Plane::from_shape_fn((300, 413), |_| rng.chip());
+        let folded = fold(&plane);
+        for o in Orientation::all() {
+            assert_eq!(
+                o.apply_to_fold(&folded, 413, 300),
+                fold(&o.apply(&plane)),
+                "{o:?}"
+            );
+        }
+    }
+
+    #[test]
     fn fft_correlation_finds_a_cyclic_shift() {
         let mut rng = tattle_core::prng::KeyedStream::from_seed([8; 32]);
         let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
@@ -867,8 +965,10 @@ mod tests {
     fn canonical_resampling_undoes_a_known_scale() {
         let original =
             Plane::from_shape_fn((64, 64), |(y, x)| (x as f32 * 0.3).sin() + (y as f32 * 0.2).cos());
+        let standard = original.as_standard_layout();
+        let sampler = Sampler::new(&standard);
         let doubled = Plane::from_shape_fn((128, 128), |(y, x)| {
-            bilinear_clamped(&original, x as f64 / 2.0 - 0.25, y as f64 / 2.0 - 0.25)
+            sampler.sample(x as f64 / 2.0 - 0.25, y as f64 / 2.0 - 0.25)
         });
         let back = Canonical::resample(
             &doubled,

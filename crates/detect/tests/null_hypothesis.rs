@@ -140,3 +140,55 @@ fn the_test_has_power_where_the_mark_is() {
         assert!(d.false_positive_log10 < -30.0, "{i}: {d:?}");
     }
 }
+
+/// Null trials with the full geometric search: every trial is a fresh
+/// random key against an image it did not mark (unmarked samples, patches,
+/// synthetic images, and images marked under another key). The search
+/// tries millions of hypotheses; the reported bound must account for them,
+/// so no trial may come anywhere near the threshold.
+fn full_search_null_trials(trials: usize) {
+    let mut pool: Vec<DynamicImage> = Vec::new();
+    let own = Key::from_bytes([1; 32]);
+    let embedder = EmbedOptions::default().build(&own).unwrap();
+    for img in sample_images() {
+        let marked = embedder.embed(&img, Payload::new(0x5555)).unwrap();
+        for source in [&img, &marked] {
+            pool.push(source.crop_imm(0, 0, 256, 256));
+            pool.push(source.crop_imm(101, 37, 320, 288));
+            pool.push(source.resize(380, 380, image::imageops::FilterType::Triangle));
+        }
+    }
+    pool.extend(synthetic_images());
+    let mut rng = KeyedStream::from_seed([123; 32]);
+    let (mut detections, mut lowest_log10, mut highest_score) = (0usize, 0.0f64, f64::NEG_INFINITY);
+    for trial in 0..trials {
+        let detector = DetectOptions::default().build(&random_key(&mut rng)).unwrap();
+        let d = detector.detect(&pool[trial % pool.len()]).unwrap();
+        detections += usize::from(d.detected || d.payload.is_some());
+        lowest_log10 = lowest_log10.min(d.false_positive_log10);
+        highest_score = highest_score.max(d.score);
+    }
+    eprintln!(
+        "{trials} full-search null trials: {detections} detections; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}"
+    );
+    assert_eq!(detections, 0);
+    // The threshold is 1e-9; the null should stay far from it.
+    assert!(lowest_log10 > -6.0, "{lowest_log10}");
+}
+
+#[test]
+fn full_search_null_trials_quick() {
+    full_search_null_trials(36);
+}
+
+/// The long run recorded in docs/BENCHMARKS.md:
+/// `TATTLE_NULL_TRIALS=10000 cargo test --release -p tattle-detect --test null_hypothesis -- --ignored --nocapture`.
+#[test]
+#[ignore = "long: thousands of full geometric searches"]
+fn full_search_null_trials_long() {
+    let trials = std::env::var("TATTLE_NULL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    full_search_null_trials(trials);
+}

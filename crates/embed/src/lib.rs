@@ -163,7 +163,7 @@ impl Embedder {
         let mut delta = spread(&mask, &tile_pattern(&signs), amplitude);
         if self.options.host_cancellation > 0.0 {
             let groups = Groups::new(&self.schedule, &signs);
-            let gains = BlockGains::with_mask(luma, &mask);
+            let gains = BlockGains::with_mask(&luma.view(), &mask.view());
             // What a host-free image would show for each group: the target.
             let unit = groups.responses(Observation::measure_with(&delta, &gains).slots());
             let host = groups.responses(Observation::measure_with(luma, &gains).slots());
