@@ -97,6 +97,7 @@ pub static SUITE: &[Attack] = &[
     attack!("jpeg-75", Compression, |i, _| jpeg(i, 75)),
     attack!("jpeg-50", Compression, |i, _| jpeg(i, 50)),
     attack!("jpeg-30", Compression, |i, _| jpeg(i, 30)),
+    attack!("webp-75", Compression, |i, _| webp_lossy(i, 75.0)),
     attack!("noise-5", Signal, |i, s| gaussian_noise(i, 5.0, s)),
     attack!("blur-1", Signal, |i, _| Ok(DynamicImage::ImageRgb8(
         imageops::blur(&i.to_rgb8(), 1.0)
@@ -244,6 +245,14 @@ pub fn jpeg(image: &DynamicImage, quality: u8) -> AttackResult {
     let mut bytes = Vec::new();
     JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(&rgb)?;
     Ok(ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg).decode()?)
+}
+
+/// Re-encodes as lossy WebP at `quality` (libwebp, through the `webp`
+/// crate) and decodes again.
+pub fn webp_lossy(image: &DynamicImage, quality: f32) -> AttackResult {
+    let rgb = image.to_rgb8();
+    let encoded = webp::Encoder::from_rgb(rgb.as_raw(), rgb.width(), rgb.height()).encode(quality);
+    Ok(ImageReader::with_format(Cursor::new(encoded.to_vec()), image::ImageFormat::WebP).decode()?)
 }
 
 /// Standard normal deviates from a keyed stream (Box–Muller on raw words).

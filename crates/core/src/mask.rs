@@ -87,7 +87,9 @@ impl LocalStats {
     /// The statistics of `luma` over windows of radius `radius`.
     pub fn of(luma: &Plane, radius: usize) -> Self {
         let mean = box_mean(luma, radius);
-        let mut variance = box_mean(&luma.mapv(|v| v * v), radius);
+        let squares = Plane::from_shape_vec(luma.dim(), luma.iter().map(|v| v * v).collect())
+            .unwrap_or_else(|_| Plane::zeros(luma.dim()));
+        let mut variance = box_mean(&squares, radius);
         ndarray::Zip::from(&mut variance)
             .and(&mean)
             .for_each(|v, &mu| *v = (*v - mu * mu).max(0.0));

@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the watermark's own work, next to PNG decoding
 //! and encoding of the same image so its cost can be read against the
 //! codec's. Throughput is in pixels (read as MP/s). Seeded, synthetic
-//! textured images; single-threaded (the library does not use threads yet).
+//! textured images. The library works on one thread per image; the
+//! `*-all-threads` rows mark or examine as many images at once as there are
+//! cores (rayon), which is how batch jobs use the machine.
 //!
 //! `cargo bench -p tattle-detect --bench engine`
 
@@ -57,6 +59,32 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("embed", name), &img, |b, img| {
             b.iter(|| embedder.embed(img, Payload::new(1)))
         });
+        let threads = rayon::current_num_threads();
+        group.throughput(Throughput::Elements(u64::from(w * h) * threads as u64));
+        group.bench_with_input(BenchmarkId::new("embed-all-threads", name), &img, |b, img| {
+            b.iter(|| {
+                use rayon::prelude::*;
+                (0..threads)
+                    .into_par_iter()
+                    .map(|i| embedder.embed(img, Payload::new(i as u64)).is_ok())
+                    .count()
+            })
+        });
+        let unmarked = luma(&img);
+        group.bench_with_input(
+            BenchmarkId::new("detect-full-search-unmarked-all-threads", name),
+            &unmarked,
+            |b, l| {
+                b.iter(|| {
+                    use rayon::prelude::*;
+                    (0..threads)
+                        .into_par_iter()
+                        .map(|_| detector.detect_luma(l).detected)
+                        .count()
+                })
+            },
+        );
+        group.throughput(Throughput::Elements(u64::from(w * h)));
         let marked_luma = luma(&marked);
         group.bench_with_input(
             BenchmarkId::new("detect-no-search", name),

@@ -45,7 +45,7 @@ const REFINE_STEPS: usize = 4 * REFINED_PER_FAMILY * 9;
 /// Smallest refined pilot strength for which a family's map is tried on the whole image.
 const FAMILY_MIN_STRENGTH: f32 = 5.5;
 /// Coarse maxima of each family that are refined.
-const REFINED_PER_FAMILY: usize = 3;
+const REFINED_PER_FAMILY: usize = 2;
 /// Pilot hypotheses the search may choose from: every tile shift, in every
 /// orientation, for the identity and each lattice estimate, plus every
 /// tile shift for each map of the brute-force searches and their
@@ -364,12 +364,12 @@ impl Family {
     /// Range of the parameter and the coarse step.
     fn range(self) -> (f64, f64, f64) {
         match self {
-            // Log-scale steps of 0.6%: 265 steps from 0.45 to 2.2.
-            Family::Scale => (0.45f64.ln(), 2.2f64.ln(), 0.006),
+            // Log-scale steps of 0.75%: 212 steps from 0.45 to 2.2.
+            Family::Scale => (0.45f64.ln(), 2.2f64.ln(), 0.0075),
             // 0.4° steps: 56 steps over ±11°.
             Family::Rotation => (-11.0, 11.0, 0.4),
-            // 0.6% steps from 0.8 to 1.25: 75 steps each.
-            Family::AspectX | Family::AspectY => (0.8f64.ln(), 1.25f64.ln(), 0.006),
+            // 0.75% steps from 0.8 to 1.25: 60 steps each.
+            Family::AspectX | Family::AspectY => (0.8f64.ln(), 1.25f64.ln(), 0.0075),
         }
     }
 
@@ -405,20 +405,37 @@ fn pilot_strength(residual: &Plane, linear: &Linear, size: usize, correlator: &P
     let half = size as f64 / 2.0 - 0.5;
     let standard = residual.as_standard_layout();
     let sampler = Sampler::new(&standard);
-    let mut tile = Plane::zeros((TILE, TILE));
+    let mut tile = vec![0.0f32; TILE * TILE];
+    let (dx, dy) = (linear.m[0], linear.m[2]);
     for v in 0..size {
         // Image position of canonical (0, v), then steps of one canonical pixel along u.
         let (mut x, mut y) = linear.apply(-half, v as f64 - half);
         x += cx;
         y += cy;
-        let (dx, dy) = (linear.m[0], linear.m[2]);
-        let mut row = tile.row_mut(v % TILE);
-        for u in 0..size {
-            row[u % TILE] += sampler.sample(x, y);
-            x += dx;
-            y += dy;
+        let row = &mut tile[(v % TILE) * TILE..(v % TILE + 1) * TILE];
+        let (end_x, end_y) = (x + dx * (size - 1) as f64, y + dy * (size - 1) as f64);
+        let inside = |px: f64, py: f64| px >= 0.0 && py >= 0.0 && px < (w - 1) as f64 && py < (h - 1) as f64;
+        if inside(x, y) && inside(end_x, end_y) {
+            // The row's path is a segment: inside at both ends, inside throughout.
+            let mut remaining = size;
+            while remaining > 0 {
+                let n = remaining.min(TILE);
+                for cell in row.iter_mut().take(n) {
+                    *cell += sampler.sample_inside(x, y);
+                    x += dx;
+                    y += dy;
+                }
+                remaining -= n;
+            }
+        } else {
+            for u in 0..size {
+                row[u % TILE] += sampler.sample(x, y);
+                x += dx;
+                y += dy;
+            }
         }
     }
+    let tile = Plane::from_shape_vec((TILE, TILE), tile).unwrap_or_else(|_| Plane::zeros((TILE, TILE)));
     correlator.best_shift(&tile)
 }
 
@@ -818,6 +835,25 @@ impl<'a> Sampler<'a> {
             data: plane.as_slice().unwrap_or(&[]),
             width,
             height,
+        }
+    }
+
+    /// [`Sampler::sample`] for a point known to lie inside `[0, w−1) × [0, h−1)`.
+    #[inline]
+    fn sample_inside(&self, x: f64, y: f64) -> f32 {
+        let (x0, y0) = (x as usize, y as usize);
+        let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+        let i = y0 * self.width + x0;
+        match (
+            self.data.get(i..i + 2),
+            self.data.get(i + self.width..i + self.width + 2),
+        ) {
+            (Some(&[a, b]), Some(&[c, d])) => {
+                let top = a + (b - a) * tx;
+                let bottom = c + (d - c) * tx;
+                top + (bottom - top) * ty
+            }
+            _ => 0.0,
         }
     }
 
