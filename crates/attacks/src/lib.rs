@@ -392,7 +392,7 @@ pub fn scale(image: &DynamicImage, fx: f32, fy: f32, filter: FilterType) -> Atta
     )))
 }
 
-/// Rotates by `degrees` about the centre (bilinear) and crops to the
+/// Rotates by `degrees` clockwise about the centre (bilinear) and crops to the
 /// largest axis-aligned rectangle that holds no border.
 pub fn rotate_crop(image: &DynamicImage, degrees: f32) -> AttackResult {
     let rgb = image.to_rgb8();

@@ -118,3 +118,36 @@ fn options_are_validated() {
         assert!(!d.detected);
     }
 }
+
+#[test]
+fn geometric_search_recovers_payload_and_geometry() {
+    let key = Key::from_bytes([6; 32]);
+    let embedder = EmbedOptions::default().build(&key).unwrap();
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let (_, img) = samples()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("film3d"))
+        .unwrap();
+    let payload = Payload::new(0x0bad_cafe_0000_0042);
+    let marked = embedder.embed(&img, payload).unwrap();
+    // (attack, expected scale, expected rotation in degrees counter-clockwise,
+    // mirrored); both rotate attacks turn the picture clockwise.
+    let cases = [
+        ("crop-50-odd-offset", 1.0, 0.0, false),
+        ("mirror", 1.0, 0.0, true),
+        ("rotate-90", 1.0, -90.0, false),
+        ("scale-1.5-bicubic", 1.5, 0.0, false),
+        ("rotate+2", 1.0, -2.0, false),
+        ("aspect-x-0.9", 0.9, 0.0, false),
+    ];
+    for (attack, scale, rotation, mirrored) in cases {
+        let attacked = (tattle_attacks::find(attack).unwrap().apply)(&marked, 3).unwrap();
+        let d = detector.detect(&attacked).unwrap();
+        assert_eq!(d.payload, Some(payload), "{attack}: {d:?}");
+        let g = d.geometry.clone().unwrap();
+        assert!((g.scale_x - scale).abs() < 0.02, "{attack}: {g:?}");
+        assert_eq!(g.mirrored, mirrored, "{attack}: {g:?}");
+        let turn = (g.rotation_degrees - rotation).rem_euclid(360.0);
+        assert!(turn < 0.5 || turn > 359.5, "{attack}: {g:?}");
+    }
+}
