@@ -148,6 +148,6 @@ fn geometric_search_recovers_payload_and_geometry() {
         assert!((g.scale_x - scale).abs() < 0.02, "{attack}: {g:?}");
         assert_eq!(g.mirrored, mirrored, "{attack}: {g:?}");
         let turn = (g.rotation_degrees - rotation).rem_euclid(360.0);
-        assert!(turn < 0.5 || turn > 359.5, "{attack}: {g:?}");
+        assert!(!(0.5..=359.5).contains(&turn), "{attack}: {g:?}");
     }
 }
