@@ -26,6 +26,15 @@ pub struct Observation {
     blocks: usize,
 }
 
+/// How coefficients are weighed within a block.
+#[derive(Clone, Copy)]
+enum Weighting {
+    /// The detector's: each coefficient's own size lowers its weight.
+    Robust,
+    /// Fixed per block, so the measurement is linear in the pixels.
+    Linear,
+}
+
 /// How much each block counts in a measurement: its mean perceptual mask
 /// over its band energy plus a noise floor. Computed once from a reference
 /// image, it makes measurement a linear function of the pixels, which the
@@ -102,29 +111,22 @@ impl Observation {
             ((sy + TILE - oy) / BLOCK) % TILE_BLOCKS,
         );
         let gains = BlockGains::with_mask(&view, &view_weights);
-        let mut slots = vec![0.0f32; SLOTS];
-        let mut blocks = 0;
-        for (index, &gain) in gains.gains.iter().enumerate() {
-            if gain <= 0.0 {
-                continue;
-            }
-            let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let band = band_of(&forward(&block_at(&view, bx, by)));
-            let mean_sq = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
-            for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
-                // A coefficient's own size enters its weight (a robust,
-                // Cauchy-like correlator): strong host edges count less.
-                let own = 0.5 * (c * c + mean_sq) + NOISE_FLOOR;
-                let local = mean_sq + NOISE_FLOOR;
-                slots[slot_index(bx + shift.0, by + shift.1, k)] += gain * local / own * weight * c;
-            }
-            blocks += 1;
-        }
-        Self { slots, blocks }
+        Self::accumulate(&view, &gains, shift, Weighting::Robust)
     }
 
     /// Measures a plane with given block gains: linear in the plane.
     pub fn measure_with(plane: &Plane, gains: &BlockGains) -> Self {
+        Self::accumulate(&plane.view(), gains, (0, 0), Weighting::Linear)
+    }
+
+    /// Sums every block's weighted band coefficients into its slots; block
+    /// `(bx, by)` of `plane` is tile block `(bx, by) + shift`.
+    fn accumulate(
+        plane: &ArrayView2<f32>,
+        gains: &BlockGains,
+        shift: (usize, usize),
+        weighting: Weighting,
+    ) -> Self {
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
         for (index, &gain) in gains.gains.iter().enumerate() {
@@ -132,9 +134,16 @@ impl Observation {
                 continue;
             }
             let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let band = band_of(&forward(&block_at(&plane.view(), bx, by)));
+            let band = band_of(&forward(&block_at(plane, bx, by)));
+            let mean_sq = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
             for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
-                slots[slot_index(bx, by, k)] += gain * weight * c;
+                let robustness = match weighting {
+                    // A coefficient's own size enters its weight (a robust,
+                    // Cauchy-like correlator): strong host edges count less.
+                    Weighting::Robust => (mean_sq + NOISE_FLOOR) / (0.5 * (c * c + mean_sq) + NOISE_FLOOR),
+                    Weighting::Linear => 1.0,
+                };
+                slots[slot_index(bx + shift.0, by + shift.1, k)] += gain * robustness * weight * c;
             }
             blocks += 1;
         }
