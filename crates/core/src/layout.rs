@@ -19,6 +19,7 @@
 use crate::code;
 use crate::key::Key;
 use crate::prng::KeyedStream;
+use crate::recipient::Recipient;
 
 /// Blocks per tile side.
 pub const TILE_BLOCKS: usize = 16;
@@ -61,12 +62,15 @@ pub enum Role {
 
 /// The keyed layout of one mark: role and chip of every slot.
 ///
+/// Roles and pilot chips depend on the studio key only; payload chips on
+/// the key and the [`Recipient`].
+///
 /// Building it costs a few microseconds; embedders and detectors build it
 /// once and reuse it.
 ///
 /// ```
-/// use tattle_core::{layout::{Schedule, Role, SLOTS, PILOT_SLOTS}, Key};
-/// let s = Schedule::new(&Key::from_bytes([1; 32]));
+/// use tattle_core::{layout::{Schedule, Role, SLOTS, PILOT_SLOTS}, Key, Recipient};
+/// let s = Schedule::new(&Key::from_bytes([1; 32]), Recipient::Studio);
 /// assert_eq!(s.roles().len(), SLOTS);
 /// assert_eq!(s.roles().iter().filter(|r| **r == Role::Pilot).count(), PILOT_SLOTS);
 /// ```
@@ -77,8 +81,8 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The layout for a key.
-    pub fn new(key: &Key) -> Self {
+    /// The layout for a key and recipient.
+    pub fn new(key: &Key, recipient: Recipient) -> Self {
         let mut order: Vec<u32> = (0..SLOTS as u32).collect();
         KeyedStream::from_seed(key.derive(ROLE_CONTEXT, &[])).shuffle(&mut order);
         let mut roles = vec![Role::Pilot; SLOTS];
@@ -86,8 +90,8 @@ impl Schedule {
             roles[slot as usize] = Role::Coded(((rank - PILOT_SLOTS) % code::CODED_BITS) as u16);
         }
         let mut pilot = KeyedStream::from_seed(key.derive(PILOT_CONTEXT, &[]));
-        let mut payload = KeyedStream::from_seed(key.derive(PAYLOAD_CONTEXT, &[]));
-        // Two streams, so that a later payload keyed per vendor leaves the
+        let mut payload = KeyedStream::from_seed(key.derive(PAYLOAD_CONTEXT, &recipient.key_context()));
+        // Two streams, so that payload chips keyed per recipient leave the
         // studio-wide pilot untouched.
         let chips = roles
             .iter()
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn every_coded_bit_gets_a_fair_share() {
-        let s = Schedule::new(&Key::from_bytes([3; 32]));
+        let s = Schedule::new(&Key::from_bytes([3; 32]), Recipient::Studio);
         let mut counts = vec![0usize; code::CODED_BITS];
         for r in s.roles() {
             if let Role::Coded(i) = r {
@@ -154,13 +158,32 @@ mod tests {
 
     #[test]
     fn schedules_differ_between_keys_and_repeat_for_one() {
-        let a = Schedule::new(&Key::from_bytes([3; 32]));
-        let b = Schedule::new(&Key::from_bytes([3; 32]));
-        let c = Schedule::new(&Key::from_bytes([4; 32]));
+        let a = Schedule::new(&Key::from_bytes([3; 32]), Recipient::Studio);
+        let b = Schedule::new(&Key::from_bytes([3; 32]), Recipient::Studio);
+        let c = Schedule::new(&Key::from_bytes([4; 32]), Recipient::Studio);
         assert_eq!(a.roles(), b.roles());
         assert_eq!(a.chips(), b.chips());
         assert_ne!(a.roles(), c.roles());
         let agreement: f32 = a.chips().iter().zip(c.chips()).map(|(x, y)| x * y).sum();
         assert!(agreement.abs() < 200.0);
+    }
+
+    #[test]
+    fn vendors_share_roles_and_pilot_but_not_payload_chips() {
+        let key = Key::from_bytes([3; 32]);
+        let studio = Schedule::new(&key, Recipient::Studio);
+        let a = Schedule::new(&key, Recipient::Vendor(1));
+        let b = Schedule::new(&key, Recipient::Vendor(2));
+        assert_eq!(a.roles(), b.roles());
+        assert_eq!(a.roles(), studio.roles());
+        let mut payload_agreement = 0.0f32;
+        for ((role, x), y) in a.roles().iter().zip(a.chips()).zip(b.chips()) {
+            match role {
+                Role::Pilot => assert_eq!(x, y),
+                Role::Coded(_) => payload_agreement += x * y,
+            }
+        }
+        // Independent ±1 chips over 1920 slots: |sum| well under 5 sigma (~219).
+        assert!(payload_agreement.abs() < 220.0, "{payload_agreement}");
     }
 }

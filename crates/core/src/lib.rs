@@ -8,8 +8,9 @@
 //! * [`key`] — the secret [`Key`] and BLAKE3 key derivation;
 //! * [`prng`] — keyed ChaCha20 streams (chips, shuffles);
 //! * [`payload`] and [`code`] — the 64-bit [`Payload`], CRC-24 and the
-//!   K=7 rate-1/3 convolutional code with soft Viterbi decoding;
+//!   K=9 rate-1/3 convolutional code with soft Viterbi decoding;
 //! * [`layout`] — the tile, the coefficient band and the keyed slot schedule;
+//! * [`recipient`] — whose payload chips a mark uses (studio-wide or one vendor);
 //! * [`mask`] — the perceptual model;
 //! * [`observe`] — measuring an image slot by slot;
 //! * [`pattern`] — the spatial pattern of one tile;
@@ -39,8 +40,10 @@ pub mod pattern;
 pub mod payload;
 pub mod plane;
 pub mod prng;
+pub mod recipient;
 pub mod stats;
 
 pub use error::{Error, Result};
 pub use key::Key;
 pub use payload::Payload;
+pub use recipient::Recipient;

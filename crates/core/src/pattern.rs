@@ -11,7 +11,7 @@ use crate::plane::Plane;
 ///
 /// ```
 /// use tattle_core::{layout::{Schedule, TILE}, pattern::tile_pattern, code, Key, Payload};
-/// let schedule = Schedule::new(&Key::from_bytes([2; 32]));
+/// let schedule = Schedule::new(&Key::from_bytes([2; 32]), tattle_core::Recipient::Studio);
 /// let signs = schedule.slot_signs(&code::encode(Payload::new(5)));
 /// let tile = tile_pattern(&signs);
 /// assert_eq!(tile.dim(), (TILE, TILE));

@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 pub use sync::Geometry;
 pub use tattle_core::observe::Observation;
-pub use tattle_core::{Key, Payload, Result};
+pub use tattle_core::{Key, Payload, Recipient, Result};
 
 /// Options of a [`Detector`].
 #[derive(Clone, Debug, PartialEq)]
@@ -102,27 +102,77 @@ impl DetectOptions {
         self
     }
 
-    /// Checks the options and prepares a detector for one key.
+    /// Checks the options and prepares a detector for one key, reading the
+    /// studio-wide channel ([`Recipient::Studio`]).
     pub fn build(&self, key: &Key) -> Result<Detector> {
+        self.build_for(key, &[Recipient::Studio])
+    }
+
+    /// Checks the options and prepares a detector that reads the payload of
+    /// every one of `recipients` (see [`tattle_core::recipient`]). The
+    /// payload test's false-positive bound is multiplied by their number.
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_detect::{DetectOptions, Key, Payload, Recipient};
+    /// use tattle_embed::EmbedOptions;
+    ///
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(256, 256, |x, y| {
+    ///     let v = ((x * 7919 + y * 104729) % 251) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// }));
+    /// let key = Key::from_bytes([7; 32]);
+    /// let marked = EmbedOptions::default().build_for(&key, Recipient::Vendor(2)).unwrap()
+    ///     .embed(&img, Payload::new(42)).unwrap();
+    /// let vendors = [Recipient::Vendor(1), Recipient::Vendor(2), Recipient::Vendor(3)];
+    /// let found = DetectOptions::default().build_for(&key, &vendors).unwrap().detect(&marked).unwrap();
+    /// assert_eq!(found.recipient, Some(Recipient::Vendor(2)));
+    /// assert_eq!(found.payload, Some(Payload::new(42)));
+    /// ```
+    pub fn build_for(&self, key: &Key, recipients: &[Recipient]) -> Result<Detector> {
         if !(self.threshold > 0.0 && self.threshold <= 0.5) {
             return Err(Error::InvalidParameter {
                 name: "threshold",
                 reason: format!("{} is outside (0, 0.5]", self.threshold),
             });
         }
-        let schedule = Schedule::new(key);
-        let pilot_values: Vec<f32> = schedule
+        let mut unique = recipients.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.is_empty() {
+            return Err(Error::InvalidParameter {
+                name: "recipients",
+                reason: "a detector needs at least one recipient to read".into(),
+            });
+        }
+        let readers: Vec<Reader> = unique
+            .into_iter()
+            .map(|recipient| Reader {
+                recipient,
+                schedule: Schedule::new(key, recipient),
+            })
+            .collect();
+        // Roles and pilot chips are the same for every recipient of a key.
+        let pilot = &readers[0].schedule;
+        let pilot_values: Vec<f32> = pilot
             .roles()
             .iter()
-            .zip(schedule.chips())
+            .zip(pilot.chips())
             .map(|(r, c)| if *r == Role::Pilot { *c } else { 0.0 })
             .collect();
         Ok(Detector {
             correlator: Arc::new(sync::PilotCorrelator::new(&tile_pattern(&pilot_values))),
-            schedule,
+            readers: Arc::new(readers),
             options: self.clone(),
         })
     }
+}
+
+/// One recipient's payload reader.
+#[derive(Debug)]
+struct Reader {
+    recipient: Recipient,
+    schedule: Schedule,
 }
 
 /// The verdict on one image.
@@ -150,12 +200,14 @@ pub struct Detection {
     pub blocks: usize,
     /// The geometric change that was undone to find the mark, when one was found.
     pub geometry: Option<Geometry>,
+    /// Whose payload chips the reported payload was read with.
+    pub recipient: Option<Recipient>,
 }
 
 /// Detects one key's mark. Cheap to share between threads.
 #[derive(Clone)]
 pub struct Detector {
-    schedule: Schedule,
+    readers: Arc<Vec<Reader>>,
     options: DetectOptions,
     correlator: Arc<sync::PilotCorrelator>,
 }
@@ -264,33 +316,51 @@ impl Detector {
     /// Runs the statistical tests on an observation.
     pub fn test(&self, observation: &Observation) -> Detection {
         let y = observation.slots();
-        let roles = self.schedule.roles();
-        let chips = self.schedule.chips();
-        let pilot_score = normalised_correlation(y, chips, |i| roles[i] == Role::Pilot);
-
-        let decoded = code::decode(&self.soft_bits(observation));
-        let signs = self.schedule.slot_signs(&decoded.codeword);
-        let payload_score = normalised_correlation(y, &signs, |i| roles[i] != Role::Pilot);
+        let pilot = self.pilot_schedule();
+        let roles = pilot.roles();
+        let pilot_score = normalised_correlation(y, pilot.chips(), |i| roles[i] == Role::Pilot);
 
         let (pilot_hypotheses, payload_candidates) = if self.options.geometric_search {
             (sync::HYPOTHESES, MAX_CANDIDATES as f64)
         } else {
             (1.0, 1.0)
         };
+        // Every recipient is one more chance for a decoder to find a
+        // payload by accident: 2^64 payloads × candidates × recipients.
+        let payload_trials_log10 = 64.0 * std::f64::consts::LOG10_2
+            + payload_candidates.log10()
+            + (self.readers.len() as f64).log10();
+        let mut read: Option<(Recipient, Payload, f64, f64, usize)> = None;
+        let mut channel_errors = code::CODED_BITS;
+        let mut best_payload_score = f64::NEG_INFINITY;
+        for reader in self.readers.iter() {
+            let decoded = code::decode(&soft_bits(&reader.schedule, observation));
+            let signs = reader.schedule.slot_signs(&decoded.codeword);
+            let score = normalised_correlation(y, &signs, |i| roles[i] != Role::Pilot);
+            if score > best_payload_score {
+                best_payload_score = score;
+                channel_errors = decoded.channel_errors;
+            }
+            let Some(payload) = decoded.payload else { continue };
+            let log10_payload = (log10_tail_bound(score) + payload_trials_log10).min(0.0);
+            if read.as_ref().is_none_or(|r| log10_payload < r.3) {
+                read = Some((reader.recipient, payload, score, log10_payload, decoded.channel_errors));
+            }
+        }
         let log10_pilot = (log10_tail_bound(pilot_score) + pilot_hypotheses.log10()).min(0.0);
-        let log10_payload = if decoded.payload.is_some() {
-            (log10_tail_bound(payload_score) + 64.0 * std::f64::consts::LOG10_2 + payload_candidates.log10())
-                .min(0.0)
-        } else {
-            0.0
+        let log10_payload = read.as_ref().map_or(0.0, |r| r.3);
+        let (payload_score, bit_errors) = match &read {
+            Some(r) => (r.2, r.4),
+            None => (best_payload_score, channel_errors),
         };
         let log10_p = (std::f64::consts::LOG10_2 + log10_pilot.min(log10_payload)).min(0.0);
         let log10_threshold = self.options.threshold.log10();
         let detected = log10_p <= log10_threshold;
-        let payload_ok = detected && decoded.payload.is_some() && log10_payload <= log10_threshold;
+        let payload_ok = detected && log10_payload <= log10_threshold;
+        let read = read.filter(|_| payload_ok);
         Detection {
             detected,
-            payload: decoded.payload.filter(|_| payload_ok),
+            payload: read.as_ref().map(|r| r.1),
             false_positive_probability: 10f64.powf(log10_p),
             false_positive_log10: log10_p,
             score: if log10_pilot <= log10_payload {
@@ -300,10 +370,21 @@ impl Detector {
             },
             pilot_score,
             payload_score,
-            bit_errors: decoded.channel_errors,
+            bit_errors,
             blocks: observation.blocks(),
             geometry: None,
+            recipient: read.as_ref().map(|r| r.0),
         }
+    }
+
+    /// The recipients whose payloads this detector reads.
+    pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
+        self.readers.iter().map(|r| r.recipient)
+    }
+
+    fn pilot_schedule(&self) -> &Schedule {
+        // `build_for` refuses an empty recipient list.
+        &self.readers[0].schedule
     }
 }
 
@@ -328,24 +409,11 @@ impl Detection {
 }
 
 impl Detector {
-    /// The soft value of every coded bit (positive votes for 0), before
-    /// error correction: what the channel delivered.
+    /// The soft value of every coded bit (positive votes for 0) of the
+    /// first recipient's payload, before error correction: what the channel
+    /// delivered.
     pub fn soft_bits(&self, observation: &Observation) -> Vec<f32> {
-        let mut soft = vec![0.0f32; code::CODED_BITS];
-        for ((role, chip), v) in self
-            .schedule
-            .roles()
-            .iter()
-            .zip(self.schedule.chips())
-            .zip(observation.slots())
-        {
-            if let Role::Coded(bit) = role {
-                if let Some(s) = soft.get_mut(usize::from(*bit)) {
-                    *s += chip * v;
-                }
-            }
-        }
-        soft
+        soft_bits(self.pilot_schedule(), observation)
     }
 
     /// Coded bits whose hard decision disagrees with `payload`'s codeword:
@@ -357,6 +425,18 @@ impl Detector {
             .filter(|(&bit, soft)| (*soft < 0.0) != bit)
             .count()
     }
+}
+
+fn soft_bits(schedule: &Schedule, observation: &Observation) -> Vec<f32> {
+    let mut soft = vec![0.0f32; code::CODED_BITS];
+    for ((role, chip), v) in schedule.roles().iter().zip(schedule.chips()).zip(observation.slots()) {
+        if let Role::Coded(bit) = role {
+            if let Some(s) = soft.get_mut(usize::from(*bit)) {
+                *s += chip * v;
+            }
+        }
+    }
+    soft
 }
 
 /// The README's code, compiled and run as a doctest so it stays true.

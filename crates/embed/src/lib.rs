@@ -39,7 +39,7 @@ use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_delta, headroom, luma, Headroom, Plane};
 use tattle_core::{code, Error};
 
-pub use tattle_core::{Key, Payload, Result};
+pub use tattle_core::{Key, Payload, Recipient, Result};
 
 /// Amplitude, in 8-bit grey levels RMS, of the mark where the mask is 1 at
 /// strength 1.
@@ -83,8 +83,21 @@ impl EmbedOptions {
         self
     }
 
-    /// Checks the options and prepares an embedder for one key.
+    /// Checks the options and prepares an embedder for one key, on the
+    /// studio-wide channel ([`Recipient::Studio`]).
     pub fn build(&self, key: &Key) -> Result<Embedder> {
+        self.build_for(key, Recipient::Studio)
+    }
+
+    /// Checks the options and prepares an embedder whose payload only the
+    /// given recipient's detector reads (see [`tattle_core::recipient`]).
+    ///
+    /// ```
+    /// use tattle_embed::{EmbedOptions, Key, Recipient};
+    /// let embedder = EmbedOptions::default().build_for(&Key::from_bytes([7; 32]), Recipient::Vendor(3));
+    /// assert!(embedder.is_ok());
+    /// ```
+    pub fn build_for(&self, key: &Key, recipient: Recipient) -> Result<Embedder> {
         if !(self.strength > 0.0 && self.strength <= 10.0) {
             return Err(Error::InvalidParameter {
                 name: "strength",
@@ -92,7 +105,7 @@ impl EmbedOptions {
             });
         }
         Ok(Embedder {
-            schedule: Schedule::new(key),
+            schedule: Schedule::new(key, recipient),
             options: self.clone(),
         })
     }
