@@ -56,10 +56,12 @@ use tattle_core::plane::{luma, Plane};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
+pub mod heatmap;
 pub mod sync;
 
 use std::sync::Arc;
 
+pub use heatmap::Heatmap;
 pub use sync::Geometry;
 pub use tattle_core::observe::Observation;
 pub use tattle_core::{Key, Payload, Recipient, Result};
@@ -238,16 +240,37 @@ impl Detector {
     /// Looks for the mark and also returns the observation the verdict rests
     /// on (for benchmarks and diagnostics).
     pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
+        let found = self.search(luma);
+        (found.detection, found.observation)
+    }
+
+    /// Looks for the mark and maps where in the image it was found: the
+    /// pilot's strength tile by tile (see [`Heatmap`]). No map when no mark
+    /// was detected.
+    pub fn locate(&self, luma: &Plane) -> (Detection, Option<Heatmap>) {
+        let found = self.search(luma);
+        let map = found
+            .alignment
+            .filter(|_| found.detection.detected)
+            .and_then(|a| heatmap::measure(luma, &self.options.mask, a, self.pilot_schedule()));
+        (found.detection, map)
+    }
+
+    fn search(&self, luma: &Plane) -> Found {
         let mask = &self.options.mask;
         let sync::Whitened { weights, residual } = sync::Whitened::of(luma, mask);
         let straight = Observation::measure_masked(luma, &weights, (0, 0));
         let mut best = self.test(&straight);
         best.geometry = Some(Geometry::unchanged());
-        let mut best_observation = straight;
+        let mut found = Found {
+            detection: best,
+            observation: straight,
+            alignment: Some(Alignment::UNCHANGED),
+        };
         // The unchanged geometry is one of the search's hypotheses; when it
         // already yields a payload there is nothing better to find.
-        if !self.options.geometric_search || best.payload.is_some() {
-            return (best.settled(), best_observation);
+        if !self.options.geometric_search || found.detection.payload.is_some() {
+            return found.settled();
         }
         // Rank every (map, orientation, tile shift) by the pilot's
         // pixel-domain correlation, then decode the strongest few. The
@@ -300,17 +323,24 @@ impl Detector {
                 let plane = orientation.apply(&canonical.plane);
                 Observation::measure_masked(&plane, &orientation.apply(canonical_weights), peak.origin)
             };
-            let mut found = self.test(&observation);
-            if better(&found, &best) {
-                found.geometry = Some(canonical.geometry(orientation, peak.origin));
-                best = found;
-                best_observation = observation;
-                if best.payload.is_some() {
+            let mut detection = self.test(&observation);
+            if better(&detection, &found.detection) {
+                detection.geometry = Some(canonical.geometry(orientation, peak.origin));
+                found = Found {
+                    detection,
+                    observation,
+                    alignment: Some(Alignment {
+                        linear: canonical.linear(),
+                        orientation,
+                        origin: peak.origin,
+                    }),
+                };
+                if found.detection.payload.is_some() {
                     break;
                 }
             }
         }
-        (best.settled(), best_observation)
+        found.settled()
     }
 
     /// Runs the statistical tests on an observation.
@@ -344,7 +374,13 @@ impl Detector {
             let Some(payload) = decoded.payload else { continue };
             let log10_payload = (log10_tail_bound(score) + payload_trials_log10).min(0.0);
             if read.as_ref().is_none_or(|r| log10_payload < r.3) {
-                read = Some((reader.recipient, payload, score, log10_payload, decoded.channel_errors));
+                read = Some((
+                    reader.recipient,
+                    payload,
+                    score,
+                    log10_payload,
+                    decoded.channel_errors,
+                ));
             }
         }
         let log10_pilot = (log10_tail_bound(pilot_score) + pilot_hypotheses.log10()).min(0.0);
@@ -398,14 +434,42 @@ fn better(a: &Detection, b: &Detection) -> bool {
     }
 }
 
-impl Detection {
+/// The outcome of a search: the verdict, the measurement behind it and the
+/// alignment that produced that measurement.
+struct Found {
+    detection: Detection,
+    observation: Observation,
+    alignment: Option<Alignment>,
+}
+
+impl Found {
     /// Drops the geometry of a verdict that found nothing.
     fn settled(mut self) -> Self {
-        if !self.detected {
-            self.geometry = None;
+        if !self.detection.detected {
+            self.detection.geometry = None;
         }
         self
     }
+}
+
+/// How the received image was lined up with the tile grid: resampled
+/// through `linear`, turned by `orientation`, with a tile at `origin`.
+#[derive(Clone, Copy, Debug)]
+struct Alignment {
+    linear: sync::Linear,
+    orientation: sync::Orientation,
+    origin: (usize, usize),
+}
+
+impl Alignment {
+    const UNCHANGED: Self = Self {
+        linear: sync::Linear::IDENTITY,
+        orientation: sync::Orientation {
+            mirror: false,
+            quarter_turns: 0,
+        },
+        origin: (0, 0),
+    };
 }
 
 impl Detector {
@@ -429,7 +493,12 @@ impl Detector {
 
 fn soft_bits(schedule: &Schedule, observation: &Observation) -> Vec<f32> {
     let mut soft = vec![0.0f32; code::CODED_BITS];
-    for ((role, chip), v) in schedule.roles().iter().zip(schedule.chips()).zip(observation.slots()) {
+    for ((role, chip), v) in schedule
+        .roles()
+        .iter()
+        .zip(schedule.chips())
+        .zip(observation.slots())
+    {
         if let Role::Coded(bit) = role {
             if let Some(s) = soft.get_mut(usize::from(*bit)) {
                 *s += chip * v;

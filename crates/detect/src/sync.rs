@@ -796,19 +796,35 @@ impl Canonical {
         })
     }
 
+    /// The map from canonical to received-image coordinates.
+    pub fn linear(&self) -> Linear {
+        self.linear
+    }
+
+    /// Where the point `(x, y)` of the received image (pixel corners) lies
+    /// in the canonical plane turned by `orientation`.
+    pub fn oriented_point(&self, orientation: Orientation, x: f64, y: f64) -> (f64, f64) {
+        let (h, w) = self.plane.dim();
+        let canonical = self
+            .linear
+            .inverse()
+            .map(|inv| inv.apply(x - self.centre.0, y - self.centre.1))
+            .unwrap_or((0.0, 0.0));
+        orientation.map_point(
+            canonical.0 - self.min.0,
+            canonical.1 - self.min.1,
+            w as f64,
+            h as f64,
+        )
+    }
+
     /// The geometry found when `orientation` and a tile starting at
     /// `origin` (in the oriented plane) line the mark up.
     pub fn geometry(&self, orientation: Orientation, origin: (usize, usize)) -> Geometry {
         let (scale_x, scale_y, rotation_degrees, mirrored) = describe(&self.linear, orientation);
         // Where the received image's top-left corner lands in the oriented
         // canonical plane, then in the original (modulo a tile).
-        let (h, w) = self.plane.dim();
-        let corner = self
-            .linear
-            .inverse()
-            .map(|inv| inv.apply(-self.centre.0, -self.centre.1))
-            .unwrap_or((0.0, 0.0));
-        let (u, v) = orientation.map_point(corner.0 - self.min.0, corner.1 - self.min.1, w as f64, h as f64);
+        let (u, v) = self.oriented_point(orientation, 0.0, 0.0);
         let t = TILE as f64;
         Geometry {
             scale_x,
