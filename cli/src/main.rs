@@ -126,8 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn keygen(output: &Path) -> Result<ExitCode> {
     let key = Key::generate()?;
-    files::write_new_private(output, key.to_file_text().as_bytes())
-        .with_context(|| format!("cannot write key file {}", output.display()))?;
+    key.write_new(output)?;
     eprintln!(
         "wrote new key {} (fingerprint {})",
         output.display(),

@@ -14,6 +14,12 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A new key would replace an existing file.
+    #[error("{path} already exists; refusing to overwrite a key")]
+    KeyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
     /// A payload was not 16 hexadecimal digits.
     #[error("invalid payload {text:?}: expected exactly 16 hexadecimal digits")]
     InvalidPayload {

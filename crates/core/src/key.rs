@@ -90,6 +90,43 @@ impl Key {
         Self::from_file_text(&text)
     }
 
+    /// Writes the key to a new file readable by its owner only (mode 0600
+    /// on Unix). Refuses to replace an existing file: losing a studio key
+    /// makes every mark made with it unreadable.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tattle_core::Key;
+    /// let path = dir.path().join("studio.key");
+    /// let key = Key::generate().unwrap();
+    /// key.write_new(&path).unwrap();
+    /// assert_eq!(Key::from_file(&path).unwrap(), key);
+    /// assert!(Key::generate().unwrap().write_new(&path).is_err());
+    /// ```
+    pub fn write_new(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::KeyExists { path: path.to_owned() }
+            } else {
+                io(e)
+            }
+        })?;
+        file.write_all(self.to_file_text().as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
     /// The text written to a key file.
     pub fn to_file_text(&self) -> String {
         let hex: String = self.bytes.iter().map(|b| format!("{b:02x}")).collect();

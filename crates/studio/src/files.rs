@@ -1,0 +1,171 @@
+//! Image files in and out, content hashes, atomic writes.
+
+use std::io::Write;
+use std::path::Path;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageFormat, ImageReader};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Reads a whole file, naming it in any error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(Error::io(path))
+}
+
+/// Decodes an image from a file.
+///
+/// ```
+/// let err = tattle_studio::files::load_image(std::path::Path::new("no/such.png")).unwrap_err();
+/// assert!(err.to_string().starts_with("no/such.png: "));
+/// ```
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    decode_image(path, &read(path)?)
+}
+
+/// Decodes an image already read from `path` (named in errors).
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(Error::io(path))?;
+    if reader.format().is_none() {
+        return Err(Error::Format {
+            path: path.to_owned(),
+            reason: "not an image format tattle can read (PNG, JPEG, TIFF, WebP, OpenEXR)".into(),
+        });
+    }
+    reader.decode().map_err(|source| Error::Image {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The output format for a path, from its extension.
+pub fn format_for(path: &Path) -> Result<ImageFormat> {
+    let unknown = |reason: String| Error::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let format = ImageFormat::from_path(path)
+        .map_err(|_| unknown("unknown output format (use .png, .jpg, .tif, .webp or .exr)".into()))?;
+    match format {
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::WebP | ImageFormat::OpenExr => {
+            Ok(format)
+        }
+        other => Err(unknown(format!("writing {other:?} is not supported"))),
+    }
+}
+
+/// Whether a file name looks like an image tattle can stamp.
+pub fn is_image_path(path: &Path) -> bool {
+    ImageFormat::from_path(path).is_ok_and(|f| {
+        matches!(
+            f,
+            ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::WebP | ImageFormat::OpenExr
+        )
+    })
+}
+
+/// Encodes an image for the format of `path`, converting the pixel type
+/// only where the format cannot hold it.
+pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>> {
+    let format = format_for(path)?;
+    let mut bytes = Vec::new();
+    let mut cursor = std::io::Cursor::new(&mut bytes);
+    let result = match format {
+        ImageFormat::Jpeg => {
+            let eight = if image.color().has_color() {
+                DynamicImage::ImageRgb8(image.to_rgb8())
+            } else {
+                DynamicImage::ImageLuma8(image.to_luma8())
+            };
+            eight.write_with_encoder(JpegEncoder::new_with_quality(&mut cursor, quality.clamp(1, 100)))
+        }
+        ImageFormat::OpenExr => {
+            let float = if image.color().has_alpha() {
+                DynamicImage::ImageRgba32F(image.to_rgba32f())
+            } else {
+                DynamicImage::ImageRgb32F(image.to_rgb32f())
+            };
+            float.write_to(&mut cursor, format)
+        }
+        ImageFormat::WebP => {
+            let eight = if image.color().has_alpha() {
+                DynamicImage::ImageRgba8(image.to_rgba8())
+            } else {
+                DynamicImage::ImageRgb8(image.to_rgb8())
+            };
+            eight.write_to(&mut cursor, format)
+        }
+        _ => match image {
+            DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+                DynamicImage::ImageRgba16(image.to_rgba16()).write_to(&mut cursor, format)
+            }
+            _ => image.write_to(&mut cursor, format),
+        },
+    };
+    result.map_err(|source| Error::Image {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// Encodes and writes an image atomically (see [`write_atomic`]).
+pub fn save_image_atomic(image: &DynamicImage, path: &Path, quality: u8) -> Result<()> {
+    write_atomic(path, &encode(image, path, quality)?)
+}
+
+/// Writes `bytes` through a temporary file in the same folder, flushed to
+/// disk, then renamed into place: `path` is never seen half-written, even
+/// if the process is killed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tattle-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(Error::io(path))?;
+    #[cfg(unix)]
+    {
+        // Temporary files are private; a published image is not.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(path))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// SHA-256 of some bytes, as 64 lowercase hex digits.
+///
+/// ```
+/// assert_eq!(
+///     tattle_studio::files::sha256_hex(b"abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// True when both paths name the same existing file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
