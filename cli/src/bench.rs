@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 use tattle_attacks::{metrics, Attack, SUITE};
@@ -15,7 +15,7 @@ use tattle_core::{Key, Payload};
 use tattle_detect::{DetectOptions, Detector};
 use tattle_embed::EmbedOptions;
 
-use crate::files;
+use tattle_studio::files;
 
 /// Arguments of `tattle bench`.
 #[derive(clap::Args, Debug)]
@@ -263,16 +263,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         detect: DetectOptions::default().build(&bench_key("mark"))?,
         wrong_key: DetectOptions::default().build(&bench_key("another studio"))?,
     };
-    let bar = ProgressBar::new((paths.len() * attacks.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} attacked images, {elapsed} elapsed, eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
+    let bar = crate::report::progress_bar(paths.len() * attacks.len(), "attacked images", args.json);
     let started = Instant::now();
     let reports: Vec<Result<ImageReport>> = paths
         .par_iter()

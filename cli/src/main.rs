@@ -1,7 +1,8 @@
 //! `tattle`: invisible, keyed, forensic watermarks for production art.
 
 mod bench;
-mod files;
+mod report;
+mod studio;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde::Serialize;
 use tattle_core::{Key, Payload};
 use tattle_detect::{DetectOptions, Detection};
 use tattle_embed::EmbedOptions;
+use tattle_studio::files;
 
 /// Invisible, keyed, forensic watermarks for production art.
 #[derive(Parser, Debug)]
@@ -20,6 +22,8 @@ use tattle_embed::EmbedOptions;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    studio: studio::StudioArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +72,29 @@ enum Command {
         #[arg(long, default_value_t = 1e-9)]
         threshold: f64,
     },
+    /// Create a studio workspace: tattle.toml, a new secret key and an empty ledger.
+    Init {
+        /// The workspace folder (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The studio's name [default: the folder's name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Manage the vendors that receive deliveries.
+    Vendor {
+        #[command(subcommand)]
+        command: studio::VendorCommand,
+    },
+    /// Stamp a delivery for a vendor: every image gets its own payload, recorded in the ledger.
+    Stamp(studio::StampArgs),
+    /// Find out which vendor and asset a leaked image came from.
+    Trace(studio::TraceArgs),
+    /// Export or verify the issuance ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: studio::LedgerCommand,
+    },
     /// Measure robustness, invisibility and speed over a folder of images.
     Bench(bench::BenchArgs),
     /// Show where two images differ: writes the luma difference, amplified, around mid grey.
@@ -114,6 +141,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             threshold,
         } => detect(&key, &inputs, json, threshold),
+        Command::Init { dir, name } => studio::init(&dir, name),
+        Command::Vendor { command } => studio::vendor(&cli.studio, command),
+        Command::Stamp(args) => studio::stamp(&cli.studio, args),
+        Command::Trace(args) => studio::trace(&cli.studio, args),
+        Command::Ledger { command } => studio::ledger(&cli.studio, command),
         Command::Bench(args) => bench::run(&args),
         Command::Diff {
             original,
@@ -180,11 +212,13 @@ fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Re
     let mut failed = false;
     let stdout = std::io::stdout();
     for input in inputs {
-        let result = files::load_image(input).and_then(|img| {
-            detector
-                .detect(&img)
-                .with_context(|| format!("cannot examine {}", input.display()))
-        });
+        let result = files::load_image(input)
+            .map_err(anyhow::Error::from)
+            .and_then(|img| {
+                detector
+                    .detect(&img)
+                    .with_context(|| format!("cannot examine {}", input.display()))
+            });
         let detection = match result {
             Ok(d) => d,
             Err(err) => {
@@ -220,13 +254,13 @@ fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Re
 fn describe(path: &str, d: &Detection) -> String {
     let odds = format!(
         "false-positive probability {}, score {:.1}",
-        files::format_probability(d.false_positive_log10),
+        report::format_probability(d.false_positive_log10),
         d.score
     );
     let geometry = d
         .geometry
         .as_ref()
-        .map(files::describe_geometry)
+        .map(report::describe_geometry)
         .unwrap_or_default();
     match (d.detected, d.payload) {
         (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){geometry}"),

@@ -56,13 +56,12 @@ pub enum Error {
     #[error("unsupported pixel layout: {0}")]
     UnsupportedLayout(String),
     /// Reading or writing a file failed.
-    #[error("cannot access {path}: {source}")]
+    #[error("cannot access {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]

@@ -83,9 +83,9 @@ impl Key {
 
     /// Reads and parses a key file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         Self::from_file_text(&text)
     }
@@ -105,9 +105,9 @@ impl Key {
     /// ```
     pub fn write_new(&self, path: &Path) -> Result<()> {
         use std::io::Write;
-        let io = |source| Error::Io {
+        let io = |cause| Error::Io {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -118,7 +118,9 @@ impl Key {
         }
         let mut file = options.open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::KeyExists { path: path.to_owned() }
+                Error::KeyExists {
+                    path: path.to_owned(),
+                }
             } else {
                 io(e)
             }

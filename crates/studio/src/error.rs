@@ -8,22 +8,20 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An image could not be decoded or encoded.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Image {
         /// The file.
         path: PathBuf,
         /// The codec's reason.
-        #[source]
-        source: image::ImageError,
+        cause: image::ImageError,
     },
     /// A file is not in an image format tattle reads or writes.
     #[error("{path}: {reason}")]
@@ -34,13 +32,12 @@ pub enum Error {
         reason: String,
     },
     /// The watermark engine refused (image too small, bad option, bad key…).
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Engine {
         /// The file concerned.
         path: PathBuf,
         /// The engine's reason.
-        #[source]
-        source: tattle_core::Error,
+        cause: tattle_core::Error,
     },
     /// The studio configuration file could not be understood.
     #[error("{path}: {reason}")]
@@ -63,13 +60,12 @@ pub enum Error {
         path: PathBuf,
     },
     /// The ledger database failed.
-    #[error("ledger {path}: {source}")]
+    #[error("ledger {path}: {cause}")]
     Ledger {
         /// The database file.
         path: PathBuf,
         /// SQLite's reason.
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// The ledger was written by a newer tattle.
     #[error("ledger {path} has schema version {found}; this tattle knows up to {known} (upgrade tattle)")]
@@ -142,6 +138,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { path, source }
+        move |cause| Error::Io { path, cause }
     }
 }

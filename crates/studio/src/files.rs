@@ -37,7 +37,7 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
     }
     reader.decode().map_err(|source| Error::Image {
         path: path.to_owned(),
-        source,
+        cause: source,
     })
 }
 
@@ -50,9 +50,11 @@ pub fn format_for(path: &Path) -> Result<ImageFormat> {
     let format = ImageFormat::from_path(path)
         .map_err(|_| unknown("unknown output format (use .png, .jpg, .tif, .webp or .exr)".into()))?;
     match format {
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::WebP | ImageFormat::OpenExr => {
-            Ok(format)
-        }
+        ImageFormat::Png
+        | ImageFormat::Jpeg
+        | ImageFormat::Tiff
+        | ImageFormat::WebP
+        | ImageFormat::OpenExr => Ok(format),
         other => Err(unknown(format!("writing {other:?} is not supported"))),
     }
 }
@@ -62,7 +64,11 @@ pub fn is_image_path(path: &Path) -> bool {
     ImageFormat::from_path(path).is_ok_and(|f| {
         matches!(
             f,
-            ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::WebP | ImageFormat::OpenExr
+            ImageFormat::Png
+                | ImageFormat::Jpeg
+                | ImageFormat::Tiff
+                | ImageFormat::WebP
+                | ImageFormat::OpenExr
         )
     })
 }
@@ -107,7 +113,7 @@ pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>>
     };
     result.map_err(|source| Error::Image {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     Ok(bytes)
 }

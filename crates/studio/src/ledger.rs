@@ -196,7 +196,9 @@ impl Ledger {
     /// Creates a new ledger for a studio key. Fails if the file exists.
     pub fn create(path: &Path, key: &Key) -> Result<Self> {
         if path.exists() {
-            return Err(Error::StudioExists { path: path.to_owned() });
+            return Err(Error::StudioExists {
+                path: path.to_owned(),
+            });
         }
         let ledger = Self::connect(path)?;
         ledger.write(|tx| {
@@ -224,7 +226,7 @@ impl Ledger {
     fn connect(path: &Path) -> Result<Self> {
         let sqlite = |source| Error::Ledger {
             path: path.to_owned(),
-            source,
+            cause: source,
         };
         let mut connection = Connection::open(path).map_err(sqlite)?;
         connection.busy_timeout(Duration::from_secs(60)).map_err(sqlite)?;
@@ -254,7 +256,7 @@ impl Ledger {
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::Ledger {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -275,7 +277,11 @@ impl Ledger {
 
     /// The fingerprint of the key the ledger was created with.
     pub fn key_fingerprint(&self) -> Result<String> {
-        self.read(|c| c.query_row("SELECT value FROM meta WHERE name = 'key_fingerprint'", [], |r| r.get(0)))
+        self.read(|c| {
+            c.query_row("SELECT value FROM meta WHERE name = 'key_fingerprint'", [], |r| {
+                r.get(0)
+            })
+        })
     }
 
     /// Fails unless `key` is the key the ledger was created with.
@@ -307,13 +313,20 @@ impl Ledger {
         let id = self.write(|tx| {
             let sqlite = self.sqlite();
             let taken: bool = tx
-                .query_row("SELECT EXISTS (SELECT 1 FROM vendors WHERE name = ?1)", [name], |r| r.get(0))
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM vendors WHERE name = ?1)",
+                    [name],
+                    |r| r.get(0),
+                )
                 .map_err(&sqlite)?;
             if taken {
-                return Err(Error::VendorExists { name: name.to_owned() });
+                return Err(Error::VendorExists {
+                    name: name.to_owned(),
+                });
             }
-            let next: i64 =
-                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM vendors", [], |r| r.get(0)).map_err(&sqlite)?;
+            let next: i64 = tx
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM vendors", [], |r| r.get(0))
+                .map_err(&sqlite)?;
             if next > i64::from(MAX_VENDOR_ID) {
                 return Err(Error::TooManyVendors {
                     max: u32::from(MAX_VENDOR_ID),
@@ -326,7 +339,10 @@ impl Ledger {
             .map_err(&sqlite)?;
             Ok(next)
         })?;
-        self.vendor_where("id = ?1", id)?.ok_or_else(|| Error::UnknownVendor { name: name.to_owned() })
+        self.vendor_where("id = ?1", id)?
+            .ok_or_else(|| Error::UnknownVendor {
+                name: name.to_owned(),
+            })
     }
 
     fn vendor_where(&self, condition: &str, value: impl rusqlite::ToSql) -> Result<Option<Vendor>> {
@@ -453,7 +469,12 @@ impl Ledger {
     }
 
     /// The latest issued stamp of this source for this vendor at this output, if any.
-    pub fn find_issued(&self, vendor_id: u16, source_sha256: &str, output_path: &Path) -> Result<Option<Issuance>> {
+    pub fn find_issued(
+        &self,
+        vendor_id: u16,
+        source_sha256: &str,
+        output_path: &Path,
+    ) -> Result<Option<Issuance>> {
         Ok(self
             .issuances_where(
                 "i.status = 'issued' AND i.vendor_id = ?1 AND i.source_sha256 = ?2 AND i.output_path = ?3",
@@ -489,12 +510,14 @@ impl Ledger {
 fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
     let sqlite = |source| Error::Ledger {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite)?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
         return Err(Error::SchemaTooNew {
@@ -505,7 +528,8 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
     }
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.execute_batch(sql).map_err(sqlite)?;
-        tx.pragma_update(None, "user_version", step as i64 + 1).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", step as i64 + 1)
+            .map_err(sqlite)?;
     }
     tx.commit().map_err(sqlite)
 }
@@ -592,10 +616,19 @@ mod tests {
         assert_eq!(retry.serial, first.serial);
         assert_eq!(ledger.find_issued(vendor.id, "aa", out).unwrap(), None);
         let done = ledger.complete_issuance(first.serial, "bb").unwrap();
-        assert_eq!((done.status, done.output_sha256.as_deref()), (Status::Issued, Some("bb")));
-        assert_eq!(ledger.find_issued(vendor.id, "aa", out).unwrap(), Some(done.clone()));
+        assert_eq!(
+            (done.status, done.output_sha256.as_deref()),
+            (Status::Issued, Some("bb"))
+        );
+        assert_eq!(
+            ledger.find_issued(vendor.id, "aa", out).unwrap(),
+            Some(done.clone())
+        );
         assert_eq!(ledger.lookup(done.payload).unwrap(), Some(done.clone()));
-        assert_eq!(ledger.key_fingerprint().unwrap(), Key::from_bytes([1; 32]).fingerprint());
+        assert_eq!(
+            ledger.key_fingerprint().unwrap(),
+            Key::from_bytes([1; 32]).fingerprint()
+        );
         // A payload claiming another vendor for the same serial is not ours.
         let forged = issuance_payload(vendor.id + 1, done.serial).unwrap();
         assert_eq!(ledger.lookup(forged).unwrap(), None);
@@ -608,10 +641,19 @@ mod tests {
     #[test]
     fn vendor_names_are_checked() {
         let (_dir, ledger) = ledger();
-        assert!(matches!(ledger.add_vendor("  ", None), Err(Error::InvalidVendorName { .. })));
-        assert!(matches!(ledger.add_vendor("a\nb", None), Err(Error::InvalidVendorName { .. })));
+        assert!(matches!(
+            ledger.add_vendor("  ", None),
+            Err(Error::InvalidVendorName { .. })
+        ));
+        assert!(matches!(
+            ledger.add_vendor("a\nb", None),
+            Err(Error::InvalidVendorName { .. })
+        ));
         ledger.add_vendor("Acme", None).unwrap();
-        assert!(matches!(ledger.add_vendor("ACME", None), Err(Error::VendorExists { .. })));
+        assert!(matches!(
+            ledger.add_vendor("ACME", None),
+            Err(Error::VendorExists { .. })
+        ));
         assert_eq!(ledger.vendor_by_name("acme").unwrap().map(|v| v.id), Some(1));
         assert_eq!(ledger.add_vendor("Bolt", Some("x@y")).unwrap().id, 2);
     }
@@ -619,12 +661,21 @@ mod tests {
     #[test]
     fn a_wrong_key_or_newer_schema_is_refused() {
         let (dir, ledger) = ledger();
-        assert!(matches!(ledger.check_key(&Key::from_bytes([2; 32])), Err(Error::KeyMismatch { .. })));
+        assert!(matches!(
+            ledger.check_key(&Key::from_bytes([2; 32])),
+            Err(Error::KeyMismatch { .. })
+        ));
         ledger.check_key(&Key::from_bytes([1; 32])).unwrap();
         drop(ledger);
         let path = dir.path().join("l.sqlite");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(Ledger::open(&path), Err(Error::SchemaTooNew { found: 99, .. })));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(Error::SchemaTooNew { found: 99, .. })
+        ));
         assert!(Ledger::create(&path, &Key::from_bytes([1; 32])).is_err());
         assert!(Ledger::open(&dir.path().join("missing.sqlite")).is_err());
     }
@@ -633,7 +684,11 @@ mod tests {
     fn garbage_is_not_a_ledger() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk.sqlite");
-        std::fs::write(&path, b"this is not a database, just some text of decent length..........").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database, just some text of decent length..........",
+        )
+        .unwrap();
         let err = Ledger::open(&path).unwrap_err();
         assert!(err.to_string().contains("junk.sqlite"), "{err}");
     }

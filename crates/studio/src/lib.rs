@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod error;
 pub mod files;
 pub mod ledger;

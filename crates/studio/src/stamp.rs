@@ -90,18 +90,26 @@ impl<'a> Stamper<'a> {
         ledger.check_key(&key)?;
         let vendor = ledger
             .vendor_by_name(vendor)?
-            .ok_or_else(|| Error::UnknownVendor { name: vendor.to_owned() })?;
+            .ok_or_else(|| Error::UnknownVendor {
+                name: vendor.to_owned(),
+            })?;
         let engine = |source| Error::Engine {
             path: studio.key_path(),
-            source,
+            cause: source,
         };
         let embedder = EmbedOptions::default()
             .strength(options.strength)
             .build_for(&key, Recipient::Vendor(vendor.id))
             .map_err(engine)?;
-        // The studio-wide pilot, at the unchanged geometry only: a cheap
-        // check that catches assets stamped before, in any vendor's name.
-        let guard = DetectOptions::default().geometric_search(false).build(&key).map_err(engine)?;
+        // The studio's pilot and every vendor's payload, at the unchanged
+        // geometry only: a cheap check that catches assets stamped before,
+        // in any vendor's name, without the cost of the geometric search.
+        let mut recipients = vec![Recipient::Studio];
+        recipients.extend(ledger.vendors()?.iter().map(|v| Recipient::Vendor(v.id)));
+        let guard = DetectOptions::default()
+            .geometric_search(false)
+            .build_for(&key, &recipients)
+            .map_err(engine)?;
         Ok(Self {
             ledger,
             vendor,
@@ -120,8 +128,8 @@ impl<'a> Stamper<'a> {
     /// the output's folder. The issuance is recorded as pending before the
     /// file is published and as issued after.
     pub fn stamp(&self, source: &Path, output: &Path) -> Result<Stamped> {
-        let output = std::path::absolute(output).map_err(Error::io(output))?;
-        let source = std::path::absolute(source).map_err(Error::io(source))?;
+        let source = source.canonicalize().map_err(Error::io(source))?;
+        let output = resolve_output(output)?;
         if files::same_file(&source, &output) {
             return Err(Error::OutputIsSource { path: output });
         }
@@ -130,8 +138,8 @@ impl<'a> Stamper<'a> {
         let source_sha256 = files::sha256_hex(&bytes);
         if !self.options.force {
             if let Some(done) = self.ledger.find_issued(self.vendor.id, &source_sha256, &output)? {
-                let intact = std::fs::read(&output)
-                    .is_ok_and(|b| Some(files::sha256_hex(&b)) == done.output_sha256);
+                let intact =
+                    std::fs::read(&output).is_ok_and(|b| Some(files::sha256_hex(&b)) == done.output_sha256);
                 if intact {
                     return Ok(Stamped::Skipped(done));
                 }
@@ -142,7 +150,7 @@ impl<'a> Stamper<'a> {
         if width < MIN_SIDE || height < MIN_SIDE {
             return Err(Error::Engine {
                 path: source,
-                source: tattle_core::Error::ImageTooSmall {
+                cause: tattle_core::Error::ImageTooSmall {
                     width,
                     height,
                     min_side: MIN_SIDE,
@@ -172,18 +180,33 @@ impl<'a> Stamper<'a> {
             .embed(&image, issuance.payload)
             .map_err(|e| Error::Engine {
                 path: source.clone(),
-                source: e,
+                cause: e,
             })?;
         let encoded = files::encode(&marked, &output, self.options.jpeg_quality)?;
-        if let Some(parent) = output.parent() {
-            std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
-        }
         files::write_atomic(&output, &encoded)?;
         let issued = self
             .ledger
             .complete_issuance(issuance.serial, &files::sha256_hex(&encoded))?;
         Ok(Stamped::Issued(issued))
     }
+}
+
+/// The output's absolute path with `..` and links resolved (as the ledger
+/// records it), creating its folder.
+fn resolve_output(output: &Path) -> Result<PathBuf> {
+    let not_a_file = || {
+        Error::io(output)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name",
+        ))
+    };
+    let name = output.file_name().ok_or_else(not_a_file)?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
+    Ok(parent.canonicalize().map_err(Error::io(parent))?.join(name))
 }
 
 /// Every (source, output) pair of a delivery: files are stamped to
@@ -221,7 +244,10 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)
             jobs.extend(found);
         } else {
             let name = input.file_name().ok_or_else(|| {
-                Error::io(input)(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))
+                Error::io(input)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a file name",
+                ))
             })?;
             jobs.push((input.clone(), out_dir.join(name)));
         }

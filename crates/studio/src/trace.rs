@@ -76,7 +76,7 @@ impl<'a> Tracer<'a> {
             .build_for(&key, &recipients)
             .map_err(|source| Error::Engine {
                 path: studio.key_path(),
-                source,
+                cause: source,
             })?;
         Ok(Self { ledger, detector })
     }
@@ -109,7 +109,8 @@ impl<'a> Tracer<'a> {
         if split_payload(payload).0 != reader {
             return Ok(unknown);
         }
-        let (Some(issuance), Some(vendor)) = (self.ledger.lookup(payload)?, self.ledger.vendor(reader)?) else {
+        let (Some(issuance), Some(vendor)) = (self.ledger.lookup(payload)?, self.ledger.vendor(reader)?)
+        else {
             return Ok(unknown);
         };
         Ok(Verdict::Attributed {
@@ -125,14 +126,16 @@ impl<'a> Tracer<'a> {
 pub fn render_heatmap(image: &DynamicImage, map: &Heatmap) -> RgbImage {
     let grey = image.to_luma8();
     RgbImage::from_fn(grey.width(), grey.height(), |x, y| {
-        let base = f32::from(grey.get_pixel(x, y)[0]) * 0.35;
+        let base = f32::from(grey.get_pixel(x, y)[0]) * 0.5;
         // z-scores: ~N(0, 1) without a mark; 2 and above is evidence.
-        let heat = map.score_at(x, y).map_or(0.0, |z| ((z - 1.0) / 5.0).clamp(0.0, 1.0));
+        let heat = map
+            .score_at(x, y)
+            .map_or(0.0, |z| ((z - 1.5) / 10.0).clamp(0.0, 1.0));
         let glow = |target: f32, amount: f32| (base * (1.0 - amount) + target * amount).round() as u8;
         if heat <= 0.0 {
             Rgb([base as u8; 3])
         } else {
-            let alpha = 0.35 + 0.5 * heat;
+            let alpha = 0.2 + 0.4 * heat;
             Rgb([glow(255.0, alpha), glow(255.0 * heat, alpha), glow(0.0, alpha)])
         }
     })

@@ -60,7 +60,10 @@ impl Config {
             return Err(bad(format!("strength {} is outside (0, 10]", self.strength)));
         }
         if !(1..=100).contains(&self.jpeg_quality) {
-            return Err(bad(format!("jpeg_quality {} is outside 1..=100", self.jpeg_quality)));
+            return Err(bad(format!(
+                "jpeg_quality {} is outside 1..=100",
+                self.jpeg_quality
+            )));
         }
         Ok(())
     }
@@ -104,20 +107,20 @@ impl Studio {
         }
         let key = Key::generate().map_err(|source| Error::Engine {
             path: root.join(&config.key),
-            source,
+            cause: source,
         })?;
-        key.write_new(&root.join(&config.key)).map_err(|source| Error::Engine {
-            path: root.join(&config.key),
-            source,
-        })?;
+        key.write_new(&root.join(&config.key))
+            .map_err(|source| Error::Engine {
+                path: root.join(&config.key),
+                cause: source,
+            })?;
         Ledger::create(&root.join(&config.ledger), &key)?;
         let text = toml::to_string(&config).map_err(|e| Error::Config {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
-        let text = format!(
-            "# tattle studio workspace. The key file is secret: never share or commit it.\n{text}"
-        );
+        let text =
+            format!("# tattle studio workspace. The key file is secret: never share or commit it.\n{text}");
         // Written last: a workspace exists once its configuration does.
         crate::files::write_atomic(&config_path, text.as_bytes())?;
         Ok(Self { root, config })
@@ -168,7 +171,7 @@ impl Studio {
     /// Reads the studio key.
     pub fn key(&self) -> Result<Key> {
         let path = self.key_path();
-        Key::from_file(&path).map_err(|source| Error::Engine { path, source })
+        Key::from_file(&path).map_err(|source| Error::Engine { path, cause: source })
     }
 
     /// Opens the ledger.
@@ -186,11 +189,17 @@ mod tests {
     fn init_refuses_to_replace_a_workspace() {
         let dir = tempfile::tempdir().unwrap();
         Studio::init(dir.path(), "A").unwrap();
-        assert!(matches!(Studio::init(dir.path(), "B"), Err(Error::StudioExists { .. })));
+        assert!(matches!(
+            Studio::init(dir.path(), "B"),
+            Err(Error::StudioExists { .. })
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("tattle.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("tattle.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -209,8 +218,15 @@ mod tests {
         let config = dir.path().join(CONFIG_FILE);
         std::fs::write(&config, "studio = \"A\"\nkey = 3\n").unwrap();
         let err = Studio::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("tattle.toml") && err.contains("invalid type"), "{err}");
-        std::fs::write(&config, "studio = \"A\"\nkey = \"k\"\nledger = \"l\"\nstrength = -1\n").unwrap();
+        assert!(
+            err.contains("tattle.toml") && err.contains("invalid type"),
+            "{err}"
+        );
+        std::fs::write(
+            &config,
+            "studio = \"A\"\nkey = \"k\"\nledger = \"l\"\nstrength = -1\n",
+        )
+        .unwrap();
         let err = Studio::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("strength"), "{err}");
     }

@@ -1,0 +1,57 @@
+//! How verdicts are written for people.
+
+/// A probability given as its base-10 logarithm, readably.
+pub fn format_probability(log10: f64) -> String {
+    if log10 >= -4.0 {
+        format!("{:.3}", 10f64.powf(log10))
+    } else {
+        let exponent = log10.floor();
+        let mantissa = 10f64.powf(log10 - exponent);
+        format!("{mantissa:.1}e{exponent}")
+    }
+}
+
+/// A short description of a recovered geometry, empty when nothing changed.
+pub fn describe_geometry(g: &tattle_detect::Geometry) -> String {
+    let mut parts = Vec::new();
+    if (g.scale_x - 1.0).abs() > 0.005 || (g.scale_y - 1.0).abs() > 0.005 {
+        if (g.scale_x - g.scale_y).abs() < 0.005 {
+            parts.push(format!("scaled {:.3}", g.scale_x));
+        } else {
+            parts.push(format!("scaled {:.3} x {:.3}", g.scale_x, g.scale_y));
+        }
+    }
+    if g.rotation_degrees.abs() > 0.05 {
+        parts.push(format!("rotated {:.1}°", g.rotation_degrees));
+    }
+    if g.mirrored {
+        parts.push("mirrored".to_owned());
+    }
+    if g.offset_x != 0.0 || g.offset_y != 0.0 {
+        parts.push(format!(
+            "cropped at +{:.0},+{:.0} (mod 128)",
+            g.offset_x, g.offset_y
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}
+
+/// A progress bar on standard error with `what` counted, its rate and ETA;
+/// hidden when standard error is not a terminal or output is JSON.
+pub fn progress_bar(len: usize, what: &str, hidden: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{pos}}/{{len}} {what}, {{per_sec}}, {{elapsed}} elapsed, eta {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if hidden || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}

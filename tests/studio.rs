@@ -1,0 +1,392 @@
+//! The studio workflow end to end through the `tattle` binary: init,
+//! vendors, stamping deliveries, tracing a leak, the ledger's audits, and
+//! the failure cases (corrupt files, interrupted and concurrent runs,
+//! re-stamping).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tattle(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tattle"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TATTLE_STUDIO")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{}",
+        o.status.code(),
+        text(&o.stderr)
+    );
+    o
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
+}
+
+/// A studio in `dir/studio` with three vendors.
+fn studio() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    ok(tattle(
+        dir.path(),
+        &["init", "studio", "--name", "Nimbus Pictures"],
+    ));
+    let studio = dir.path().join("studio");
+    for vendor in ["Acme VFX", "Bolt Paint", "Cobalt Comp"] {
+        ok(tattle(
+            &studio,
+            &["vendor", "add", vendor, "--contact", "ops@example.com"],
+        ));
+    }
+    (dir, studio)
+}
+
+/// A 256x256 frame cut from a sample photo, different for every `seed`.
+fn frame(path: &Path, seed: u32) {
+    let photo = image::open(samples().join("photo_kodim23.png")).unwrap();
+    let (x, y) = ((seed * 37) % (768 - 256), (seed * 53) % (512 - 256));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    photo.crop_imm(x, y, 256, 256).save(path).unwrap();
+}
+
+#[test]
+fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
+    let (dir, studio) = studio();
+    let vendors = json_lines(&ok(tattle(&studio, &["vendor", "list", "--json"])));
+    let names: Vec<&str> = vendors[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Acme VFX", "Bolt Paint", "Cobalt Comp"]);
+
+    let samples = samples();
+    for (vendor, out) in [
+        ("Acme VFX", "acme"),
+        ("Bolt Paint", "bolt"),
+        ("Cobalt Comp", "cobalt"),
+    ] {
+        let out = dir.path().join(out);
+        let o = ok(tattle(
+            &studio,
+            &[
+                "stamp",
+                "--vendor",
+                vendor,
+                samples.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ));
+        let lines = json_lines(&o);
+        assert_eq!(lines.len(), 3, "{}", text(&o.stdout));
+        assert!(lines.iter().all(|l| l["status"] == "issued"));
+        assert!(out.join("photo_kodim23.png").is_file());
+    }
+
+    // The leak: Bolt Paint's copy of the 3D frame, cropped, shrunk and re-encoded as JPEG 60.
+    let stamped = image::open(dir.path().join("bolt/film3d_bbb_splash.png")).unwrap();
+    let leaked = stamped
+        .crop_imm(90, 40, 720, 450)
+        .resize(576, 360, image::imageops::FilterType::Triangle);
+    let leak = dir.path().join("leak.jpg");
+    let mut bytes = Vec::new();
+    leaked
+        .to_rgb8()
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 60))
+        .unwrap();
+    std::fs::write(&leak, bytes).unwrap();
+
+    let heat = dir.path().join("heat.png");
+    // From a folder below the workspace: found by walking up.
+    let shots = studio.join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let o = ok(tattle(
+        &shots,
+        &[
+            "trace",
+            leak.to_str().unwrap(),
+            "--json",
+            "--heatmap",
+            heat.to_str().unwrap(),
+        ],
+    ));
+    let trace = &json_lines(&o)[0];
+    assert_eq!(trace["verdict"], "attributed", "{trace}");
+    assert_eq!(trace["vendor"]["name"], "Bolt Paint");
+    assert!(trace["issuance"]["source_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("film3d_bbb_splash.png"));
+    assert!(trace["issuance"]["output_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("bolt/film3d_bbb_splash.png"));
+    assert!(trace["detection"]["false_positive_probability"].as_f64().unwrap() < 1e-9);
+    let scale = trace["detection"]["geometry"]["scale_x"].as_f64().unwrap();
+    assert!((scale - 0.8).abs() < 0.01, "{scale}");
+    assert_eq!(image::image_dimensions(&heat).unwrap(), (576, 360));
+
+    // Text output names vendor and asset; an unmarked image is "no mark".
+    let original = samples.join("film3d_bbb_splash.png");
+    let o = tattle(
+        &studio,
+        &["trace", leak.to_str().unwrap(), original.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("leaked from vendor \"Bolt Paint\"") && out.contains("film3d_bbb_splash.png"),
+        "{out}"
+    );
+    assert!(out.contains("no mark of this studio found"), "{out}");
+
+    // The audit trail: nine issuances, all intact; then one is tampered with.
+    let csv = text(&ok(tattle(&studio, &["ledger", "export", "--format", "csv"])).stdout);
+    assert_eq!(csv.lines().count(), 1 + 9, "{csv}");
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("serial,payload,vendor_id,vendor,status"));
+    let export: Value =
+        serde_json::from_slice(&ok(tattle(&studio, &["ledger", "export", "--format", "json"])).stdout)
+            .unwrap();
+    assert_eq!(export["issuances"].as_array().unwrap().len(), 9);
+    assert!(
+        !text(&std::fs::read(studio.join("ledger.sqlite")).unwrap())
+            .contains(&text(&std::fs::read(studio.join("tattle.key")).unwrap())[60..90]),
+        "the key must never reach the ledger"
+    );
+    ok(tattle(&studio, &["ledger", "verify"]));
+    std::fs::write(dir.path().join("acme/photo_kodim23.png"), b"tampered").unwrap();
+    let o = tattle(&studio, &["ledger", "verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stdout).contains("acme/photo_kodim23.png: modified"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn a_corrupt_file_does_not_stop_the_batch_and_a_rerun_resumes() {
+    let (dir, studio) = studio();
+    let input = dir.path().join("in");
+    for i in 0..4 {
+        frame(&input.join(format!("shot{i}/frame.png")), i);
+    }
+    std::fs::write(input.join("shot1/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    std::fs::write(input.join("shot2/tiny.png"), b"").unwrap();
+    image::RgbImage::new(64, 64)
+        .save(input.join("shot3/thumb.png"))
+        .unwrap();
+    let out = dir.path().join("out");
+    let stamp = |extra: &[&str]| {
+        let mut args = vec![
+            "stamp",
+            "--vendor",
+            "acme vfx",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        tattle(&studio, &args)
+    };
+    let o = stamp(&["--jobs", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("4 stamped, 0 already stamped and skipped, 3 failed"),
+        "{err}"
+    );
+    for name in ["shot1/broken.png", "shot2/tiny.png", "shot3/thumb.png"] {
+        assert!(err.contains(name), "{name} not named in:\n{err}");
+        assert!(!out.join(name).exists(), "{name} must not be published");
+    }
+    assert!(err.contains("64x64"), "{err}");
+    for i in 0..4 {
+        assert!(out.join(format!("shot{i}/frame.png")).is_file());
+    }
+    // Re-run: everything already stamped is skipped; a deleted output is re-stamped.
+    std::fs::remove_file(out.join("shot2/frame.png")).unwrap();
+    let o = stamp(&["--json"]);
+    let lines = json_lines(&o);
+    let status = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["source"].as_str().unwrap().ends_with(name))
+            .map(|l| l["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(status("shot0/frame.png"), "skipped");
+    assert_eq!(status("shot2/frame.png"), "issued");
+    assert_eq!(status("shot1/broken.png"), "failed");
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tattle-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn an_image_already_stamped_is_refused_unless_forced() {
+    let (dir, studio) = studio();
+    let source = dir.path().join("frame.png");
+    frame(&source, 7);
+    let first = dir.path().join("first");
+    ok(tattle(
+        &studio,
+        &[
+            "stamp",
+            "--vendor",
+            "Acme VFX",
+            source.to_str().unwrap(),
+            "--out",
+            first.to_str().unwrap(),
+        ],
+    ));
+    let stamped = first.join("frame.png");
+    let second = dir.path().join("second");
+    let o = tattle(
+        &studio,
+        &[
+            "stamp",
+            "--vendor",
+            "Bolt Paint",
+            stamped.to_str().unwrap(),
+            "--out",
+            second.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("already carries this studio's mark"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!second.join("frame.png").exists());
+    ok(tattle(
+        &studio,
+        &[
+            "stamp",
+            "--vendor",
+            "Bolt Paint",
+            stamped.to_str().unwrap(),
+            "--out",
+            second.to_str().unwrap(),
+            "--force",
+        ],
+    ));
+    assert!(second.join("frame.png").is_file());
+}
+
+#[test]
+fn concurrent_stamp_processes_lose_and_duplicate_nothing() {
+    let (dir, studio) = studio();
+    const PROCESSES: usize = 4;
+    const PER_PROCESS: u32 = 5;
+    for p in 0..PROCESSES {
+        for i in 0..PER_PROCESS {
+            frame(&dir.path().join(format!("in{p}/f{i}.png")), p as u32 * 100 + i);
+        }
+    }
+    // All started before any is waited for, so they write the ledger at once.
+    let handles: Vec<_> = (0..PROCESSES)
+        .map(|p| {
+            let vendor = ["Acme VFX", "Bolt Paint"][p % 2];
+            Command::new(env!("CARGO_BIN_EXE_tattle"))
+                .args(["stamp", "--vendor", vendor, "--jobs", "1"])
+                .arg(dir.path().join(format!("in{p}")))
+                .arg("--out")
+                .arg(dir.path().join(format!("out{p}")))
+                .current_dir(&studio)
+                .env_remove("TATTLE_STUDIO")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for h in handles {
+        let o = h.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let export: Value =
+        serde_json::from_slice(&ok(tattle(&studio, &["ledger", "export", "--format", "json"])).stdout)
+            .unwrap();
+    let issuances = export["issuances"].as_array().unwrap();
+    let expected = PROCESSES * PER_PROCESS as usize;
+    assert_eq!(issuances.len(), expected);
+    let mut payloads: Vec<&str> = issuances.iter().map(|i| i["payload"].as_str().unwrap()).collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    assert_eq!(payloads.len(), expected, "payloads must be unique");
+    assert!(issuances.iter().all(|i| i["status"] == "issued"));
+    ok(tattle(&studio, &["ledger", "verify"]));
+}
+
+#[test]
+fn studio_commands_outside_a_studio_say_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tattle(dir.path(), &["vendor", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("tattle init"), "{}", text(&o.stderr));
+    // --studio and TATTLE_STUDIO point at one from anywhere.
+    ok(tattle(dir.path(), &["init", "s"]));
+    ok(tattle(dir.path(), &["--studio", "s", "vendor", "add", "Acme"]));
+    let o = Command::new(env!("CARGO_BIN_EXE_tattle"))
+        .args(["vendor", "list"])
+        .current_dir(std::env::temp_dir())
+        .env("TATTLE_STUDIO", dir.path().join("s"))
+        .output()
+        .unwrap();
+    assert!(text(&o.stdout).contains("Acme"), "{}", text(&o.stderr));
+    let o = tattle(dir.path(), &["init", "s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("already exists"));
+    let o = tattle(
+        dir.path(),
+        &["--studio", "s", "stamp", "--vendor", "Nobody", "s", "--out", "o"],
+    );
+    assert!(
+        text(&o.stderr).contains("no vendor named \"Nobody\""),
+        "{}",
+        text(&o.stderr)
+    );
+}
