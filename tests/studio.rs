@@ -390,3 +390,36 @@ fn studio_commands_outside_a_studio_say_how_to_make_one() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn a_payload_the_ledger_never_issued_is_reported_not_attributed() {
+    let (dir, studio) = studio();
+    let source = dir.path().join("frame.png");
+    frame(&source, 3);
+    // Marked with the studio key outside the ledger, claiming vendor 2's id.
+    let marked = dir.path().join("marked.png");
+    ok(tattle(
+        &studio,
+        &[
+            "embed",
+            "--key",
+            "tattle.key",
+            "--payload",
+            "0002000000000063",
+            source.to_str().unwrap(),
+            "-o",
+            marked.to_str().unwrap(),
+        ],
+    ));
+    let o = ok(tattle(&studio, &["trace", marked.to_str().unwrap(), "--json"]));
+    let trace = &json_lines(&o)[0];
+    assert_eq!(trace["verdict"], "unknown_payload", "{trace}");
+    assert_eq!(trace["payload"], "0002000000000063");
+    assert!(trace.get("vendor").is_none());
+    let o = ok(tattle(&studio, &["trace", marked.to_str().unwrap()]));
+    assert!(
+        text(&o.stdout).contains("which the ledger did not issue"),
+        "{}",
+        text(&o.stdout)
+    );
+}

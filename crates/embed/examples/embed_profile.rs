@@ -1,0 +1,28 @@
+//! Marks one 1920x1080 textured frame repeatedly, for profilers
+//! (`perf record ./target/release/examples/embed_profile`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use image::{DynamicImage, RgbImage};
+use tattle_core::plane::luma;
+use tattle_embed::{EmbedOptions, Key, Payload};
+
+fn main() {
+    let rounds: usize = std::env::args().nth(1).map_or(10, |a| a.parse().unwrap());
+    let img = DynamicImage::ImageRgb8(RgbImage::from_fn(1920, 1080, |x, y| {
+        let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7;
+        let base = (128.0 + 60.0 * ((x as f32 * 0.05).sin() * (y as f32 * 0.031).cos())) as u32;
+        let v = (base + h % 40).min(255) as u8;
+        image::Rgb([v, v / 2, 200 - v / 2])
+    }));
+    let plane = luma(&img);
+    let embedder = EmbedOptions::default().build(&Key::from_bytes([5; 32])).unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..rounds {
+        std::hint::black_box(embedder.luma_delta(&plane, Payload::new(i as u64)).unwrap());
+    }
+    let per = start.elapsed().as_secs_f64() / rounds as f64;
+    println!(
+        "luma_delta: {:.1} ms per frame, {:.1} MP/s",
+        per * 1e3,
+        1920.0 * 1080.0 / per / 1e6
+    );
+}
