@@ -16,6 +16,12 @@ use tattle_detect::{DetectOptions, Detection};
 use tattle_embed::EmbedOptions;
 use tattle_studio::files;
 
+// Marking allocates a few image-sized planes per frame; mimalloc keeps and
+// reuses them where the system allocator returns them to the OS and pays
+// for faulting them in again (measured: 2x on 1080p frames).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Invisible, keyed, forensic watermarks for production art.
 #[derive(Parser, Debug)]
 #[command(name = "tattle", version, about, long_about = None)]

@@ -47,6 +47,11 @@ fn matrices() -> &'static Matrices {
     })
 }
 
+/// The DCT basis: `basis()[u][x]` is frequency `u` at sample `x`.
+pub fn basis() -> &'static [[f32; BLOCK]; BLOCK] {
+    &matrices().forward
+}
+
 /// `A · X · Aᵀ`. With `A = C` this is the forward DCT; with `A = Cᵀ` the
 /// inverse, because the basis is orthonormal.
 fn sandwich(x: &Block, a: &[[f32; BLOCK]; BLOCK]) -> Block {

@@ -87,12 +87,14 @@ impl LocalStats {
     /// The statistics of `luma` over windows of radius `radius`.
     pub fn of(luma: &Plane, radius: usize) -> Self {
         let mean = box_mean(luma, radius);
-        let squares = Plane::from_shape_vec(luma.dim(), luma.iter().map(|v| v * v).collect())
-            .unwrap_or_else(|_| Plane::zeros(luma.dim()));
+        // Variance is shift-invariant; centring on mid grey keeps the
+        // squares small, so E[x²] − E[x]² loses less to rounding.
+        let squares = luma.mapv(|v| (v - MID_GREY) * (v - MID_GREY));
         let mut variance = box_mean(&squares, radius);
-        ndarray::Zip::from(&mut variance)
-            .and(&mean)
-            .for_each(|v, &mu| *v = (*v - mu * mu).max(0.0));
+        ndarray::Zip::from(&mut variance).and(&mean).for_each(|v, &mu| {
+            let centred = mu - MID_GREY;
+            *v = (*v - centred * centred).max(0.0);
+        });
         Self { mean, variance }
     }
 }
@@ -102,20 +104,90 @@ impl LocalStats {
 pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskParams) -> Plane {
     let noise_variance = noise_sigma * noise_sigma;
     let flat_sq = params.flat_sigma * params.flat_sigma;
+    let contrast = Table::new(CONTRAST_TABLE_TOP, |sigma| {
+        pow(sigma / params.texture_reference, params.texture_exponent).min(params.cap)
+    });
+    let luminance = Table::new(LUMINANCE_TABLE_TOP, |mu| {
+        pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
+    });
     let mut mask = stats.variance.clone();
     ndarray::Zip::from(&mut mask).and(&stats.mean).for_each(|m, &mu| {
         let variance = (*m - noise_variance).max(0.0);
-        let sigma = variance.sqrt();
-        let contrast = (sigma / params.texture_reference)
-            .powf(params.texture_exponent)
-            .min(params.cap);
         let flat = variance / (variance + flat_sq);
-        let luminance = ((mu.max(0.0) + 16.0) / 144.0)
-            .powf(params.luminance_exponent)
-            .clamp(0.4, 1.25);
-        *m = contrast * flat * luminance;
+        *m = contrast.at(variance.sqrt()) * flat * luminance.at(mu);
     });
     mask
+}
+
+/// Local standard deviations above this (grey levels) all hit the cap at
+/// the default parameters; the table clamps there.
+const CONTRAST_TABLE_TOP: f32 = 64.0;
+/// Mean luma covered by the luminance table (above it the factor is clamped).
+const LUMINANCE_TABLE_TOP: f32 = 256.0;
+
+/// A function of one variable on `[0, top]`, tabulated and interpolated
+/// linearly: two power laws per pixel would dominate the cost of marking.
+struct Table {
+    values: Vec<f32>,
+    scale: f32,
+}
+
+impl Table {
+    const STEPS: usize = 4096;
+
+    fn new(top: f32, f: impl Fn(f32) -> f32) -> Self {
+        let values = (0..=Self::STEPS + 1).map(|i| f(i as f32 * top / Self::STEPS as f32)).collect();
+        Self {
+            values,
+            scale: Self::STEPS as f32 / top,
+        }
+    }
+
+    fn at(&self, x: f32) -> f32 {
+        let position = (x * self.scale).clamp(0.0, Self::STEPS as f32);
+        let i = position as usize;
+        let t = position - i as f32;
+        match (self.values.get(i), self.values.get(i + 1)) {
+            (Some(a), Some(b)) => a + (b - a) * t,
+            _ => 0.0,
+        }
+    }
+}
+
+/// Mid grey, 8-bit scale.
+const MID_GREY: f32 = 128.0;
+
+/// `x^e` for `x ≥ 0`, to about 2e-5 relative: `2^(e·log2 x)` with short
+/// polynomials. Twice as fast as `powf` in the mask's inner loop, and the
+/// same on every platform (libm's `powf` is not bit-identical everywhere),
+/// which keeps marking deterministic across machines.
+fn pow(x: f32, e: f32) -> f32 {
+    if x <= 1e-30 {
+        return 0.0;
+    }
+    exp2(e * log2(x))
+}
+
+fn log2(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    // Mantissa in [1, 2); ln m = 2·atanh((m − 1)/(m + 1)), a fast series there.
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let ln_m = 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
+    exponent as f32 + ln_m * std::f32::consts::LOG2_E
+}
+
+fn exp2(y: f32) -> f32 {
+    let y = y.clamp(-126.0, 126.0);
+    // Truncation towards zero, corrected for negatives: a floor without a libm call.
+    let whole = (y as i32 - i32::from(y < (y as i32) as f32)) as f32;
+    let f = (y - whole) * std::f32::consts::LN_2;
+    // e^f for f in [0, ln 2): Taylor to degree 7.
+    let e_f = 1.0
+        + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f / 5040.0))))));
+    e_f * f32::from_bits(((whole as i32 + 127) as u32) << 23)
 }
 
 /// Robust estimate of the standard deviation of white noise in a plane:
@@ -143,6 +215,38 @@ pub fn estimate_noise_sigma(luma: &Plane) -> f32 {
 mod tests {
     use super::*;
     use crate::prng::KeyedStream;
+
+    #[test]
+    fn tabulated_mask_matches_the_formula() {
+        let params = MaskParams::default();
+        let stats = LocalStats {
+            mean: Plane::from_shape_fn((1, 300), |(_, x)| x as f32 * 0.9),
+            variance: Plane::from_shape_fn((1, 300), |(_, x)| (x as f32 * 0.2).powi(2)),
+        };
+        let mask = perceptual_mask_from(&stats, 0.0, &params);
+        for x in 0..300 {
+            let (mu, sigma) = (x as f32 * 0.9, x as f32 * 0.2);
+            let variance = sigma * sigma;
+            let exact = (sigma / params.texture_reference).powf(params.texture_exponent).min(params.cap)
+                * variance
+                / (variance + params.flat_sigma * params.flat_sigma)
+                * ((mu + 16.0) / 144.0).powf(params.luminance_exponent).clamp(0.4, 1.25);
+            assert!((mask[[0, x]] - exact).abs() < 2e-3, "x {x}: {} vs {exact}", mask[[0, x]]);
+        }
+    }
+
+    #[test]
+    fn fast_pow_matches_powf() {
+        for &e in &[0.35f32, 0.649, 0.7, 1.5] {
+            for i in 0..2000 {
+                let x = 1e-4 * 1.01f32.powi(i);
+                let (fast, exact) = (pow(x, e), x.powf(e));
+                assert!((fast - exact).abs() <= 3e-5 * exact, "{x}^{e}: {fast} vs {exact}");
+            }
+        }
+        assert_eq!(pow(0.0, 0.7), 0.0);
+        assert_eq!(pow(-3.0, 0.7), 0.0);
+    }
 
     #[test]
     fn noise_estimate_finds_added_noise() {

@@ -6,7 +6,7 @@
 //! how much the block's own content interferes (its band energy), summed
 //! into the slot each coefficient belongs to.
 
-use crate::dct::{forward, Block, BLOCK};
+use crate::dct::BLOCK;
 use ndarray::{s, ArrayView2};
 
 use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
@@ -35,6 +35,103 @@ enum Weighting {
     Linear,
 }
 
+/// Coefficients per block in the band.
+pub const BAND_LEN: usize = BAND.len();
+
+/// Horizontal and vertical frequencies of the band are all below this, so
+/// a band-only transform needs just the first `BAND_REACH` row transforms.
+const BAND_REACH: usize = 4;
+
+/// The band coefficients of every whole 8x8 block of a plane, computed
+/// with a band-only DCT (a third of the work of a full transform). The DCT
+/// is linear, so the bands of a sum of planes are the sums of their bands;
+/// the embedder uses this to measure host + mark without transforming the
+/// host again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockBands {
+    bands: Vec<[f32; BAND_LEN]>,
+    blocks_x: usize,
+}
+
+impl BlockBands {
+    /// The bands of every whole block of `plane`, row by row.
+    pub fn of(plane: &ArrayView2<f32>) -> Self {
+        let (h, w) = plane.dim();
+        let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
+        let basis = crate::dct::basis();
+        let mut bands = Vec::with_capacity(blocks_x * blocks_y);
+        let mut copies: Vec<Vec<f32>> = vec![Vec::new(); BLOCK];
+        for by in 0..blocks_y {
+            // Rows of a standard-layout plane or of a column slice of one
+            // are contiguous; anything else is copied.
+            let rows: [&[f32]; BLOCK] = std::array::from_fn(|y| {
+                let row = plane.row(by * BLOCK + y);
+                match row.to_slice() {
+                    Some(slice) => slice,
+                    None => &[],
+                }
+            });
+            let rows: Vec<&[f32]> = if rows.iter().all(|r| r.len() >= blocks_x * BLOCK) {
+                rows.to_vec()
+            } else {
+                for (y, copy) in copies.iter_mut().enumerate() {
+                    copy.clear();
+                    copy.extend(plane.row(by * BLOCK + y).iter());
+                }
+                copies.iter().map(Vec::as_slice).collect()
+            };
+            for bx in 0..blocks_x {
+                // Row transforms for the low horizontal frequencies only…
+                let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
+                for (p, row) in partial.iter_mut().zip(rows.iter()) {
+                    let pixels = &row[bx * BLOCK..bx * BLOCK + BLOCK];
+                    for (value, basis_row) in p.iter_mut().zip(basis) {
+                        *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
+                    }
+                }
+                // …then one column transform per band coefficient.
+                bands.push(BAND.map(|(u, v, _)| {
+                    partial
+                        .iter()
+                        .zip(&basis[u])
+                        .map(|(p, b)| p[v] * b)
+                        .sum()
+                }));
+            }
+        }
+        Self { bands, blocks_x }
+    }
+
+    /// Block by block sum: the bands of the sum of the two planes.
+    pub fn plus(&self, other: &BlockBands) -> BlockBands {
+        BlockBands {
+            bands: self
+                .bands
+                .iter()
+                .zip(&other.bands)
+                .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+                .collect(),
+            blocks_x: self.blocks_x,
+        }
+    }
+}
+
+/// The mean of a plane over every whole 8x8 block, row by row.
+pub fn block_means(plane: &ArrayView2<f32>) -> Vec<f32> {
+    let (h, w) = plane.dim();
+    let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
+    let mut sums = vec![0.0f32; blocks_x * blocks_y];
+    for y in 0..blocks_y * BLOCK {
+        let row = plane.row(y);
+        let out = &mut sums[(y / BLOCK) * blocks_x..(y / BLOCK + 1) * blocks_x];
+        for (bx, o) in out.iter_mut().enumerate() {
+            *o += (0..BLOCK).map(|x| row[bx * BLOCK + x]).sum::<f32>();
+        }
+    }
+    sums.iter_mut().for_each(|s| *s /= (BLOCK * BLOCK) as f32);
+    sums
+}
+
 /// How much each block counts in a measurement: its mean perceptual mask
 /// over its band energy plus a noise floor. Computed once from a reference
 /// image, it makes measurement a linear function of the pixels, which the
@@ -53,36 +150,32 @@ impl BlockGains {
 
     /// The gains of a luma plane whose perceptual mask is already known.
     pub fn with_mask(luma: &ArrayView2<f32>, weights: &ArrayView2<f32>) -> Self {
-        let (h, w) = luma.dim();
-        let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
-        let mut gains = Vec::with_capacity(blocks_x * blocks_y);
-        for by in 0..blocks_y {
-            for bx in 0..blocks_x {
-                let mask_mean = block_at(weights, bx, by).iter().sum::<f32>() / 64.0;
-                let gain = if mask_mean > 0.0 {
-                    let band = band_of(&forward(&block_at(luma, bx, by)));
-                    let variance = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
-                    mask_mean / (variance + NOISE_FLOOR)
+        Self::from_bands(&BlockBands::of(luma), &block_means(weights))
+    }
+
+    /// The gains of blocks with these bands and these mean mask values.
+    pub fn from_bands(bands: &BlockBands, mask_means: &[f32]) -> Self {
+        let gains = bands
+            .bands
+            .iter()
+            .zip(mask_means)
+            .map(|(band, &mask_mean)| {
+                if mask_mean > 0.0 {
+                    mask_mean / (mean_square(band) + NOISE_FLOOR)
                 } else {
                     0.0
-                };
-                gains.push(gain);
-            }
+                }
+            })
+            .collect();
+        Self {
+            gains,
+            blocks_x: bands.blocks_x,
         }
-        Self { gains, blocks_x }
     }
 }
 
-fn block_at(plane: &ArrayView2<f32>, bx: usize, by: usize) -> Block {
-    let mut block: Block = [0.0; 64];
-    for (i, p) in block.iter_mut().enumerate() {
-        *p = plane[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]];
-    }
-    block
-}
-
-fn band_of(coefficients: &Block) -> [f32; BAND.len()] {
-    BAND.map(|(u, v, _)| coefficients[u * BLOCK + v])
+fn mean_square(band: &[f32; BAND_LEN]) -> f32 {
+    band.iter().map(|c| c * c).sum::<f32>() / BAND_LEN as f32
 }
 
 impl Observation {
@@ -110,40 +203,48 @@ impl Observation {
             ((sx + TILE - ox) / BLOCK) % TILE_BLOCKS,
             ((sy + TILE - oy) / BLOCK) % TILE_BLOCKS,
         );
-        let gains = BlockGains::with_mask(&view, &view_weights);
-        Self::accumulate(&view, &gains, shift, Weighting::Robust)
+        let bands = BlockBands::of(&view);
+        let gains = BlockGains::from_bands(&bands, &block_means(&view_weights));
+        Self::from_bands(&bands, &gains, shift, Weighting::Robust)
     }
 
     /// Measures a plane with given block gains: linear in the plane.
     pub fn measure_with(plane: &Plane, gains: &BlockGains) -> Self {
-        Self::accumulate(&plane.view(), gains, (0, 0), Weighting::Linear)
+        Self::measure_bands(&BlockBands::of(&plane.view()), gains)
+    }
+
+    /// [`Observation::measure_with`] of a plane whose bands are known.
+    pub fn measure_bands(bands: &BlockBands, gains: &BlockGains) -> Self {
+        Self::from_bands(bands, gains, (0, 0), Weighting::Linear)
+    }
+
+    /// The detector's measurement ([`Observation::measure_masked`] at the
+    /// origin) of a plane whose bands are known, with given gains.
+    pub fn measure_bands_robust(bands: &BlockBands, gains: &BlockGains) -> Self {
+        Self::from_bands(bands, gains, (0, 0), Weighting::Robust)
     }
 
     /// Sums every block's weighted band coefficients into its slots; block
-    /// `(bx, by)` of `plane` is tile block `(bx, by) + shift`.
-    fn accumulate(
-        plane: &ArrayView2<f32>,
-        gains: &BlockGains,
-        shift: (usize, usize),
-        weighting: Weighting,
-    ) -> Self {
+    /// `(bx, by)` is tile block `(bx, by) + shift`.
+    fn from_bands(bands: &BlockBands, gains: &BlockGains, shift: (usize, usize), weighting: Weighting) -> Self {
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
-        for (index, &gain) in gains.gains.iter().enumerate() {
+        for (index, (&gain, band)) in gains.gains.iter().zip(&bands.bands).enumerate() {
             if gain <= 0.0 {
                 continue;
             }
             let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let band = band_of(&forward(&block_at(plane, bx, by)));
-            let mean_sq = band.iter().map(|c| c * c).sum::<f32>() / band.len() as f32;
-            for (k, (c, &(_, _, weight))) in band.iter().zip(BAND.iter()).enumerate() {
+            let mean_sq = mean_square(band);
+            let first_slot = slot_index(bx + shift.0, by + shift.1, 0);
+            let block_slots = &mut slots[first_slot..first_slot + BAND_LEN];
+            for ((slot, c), &(_, _, weight)) in block_slots.iter_mut().zip(band).zip(BAND.iter()) {
                 let robustness = match weighting {
                     // A coefficient's own size enters its weight (a robust,
                     // Cauchy-like correlator): strong host edges count less.
                     Weighting::Robust => (mean_sq + NOISE_FLOOR) / (0.5 * (c * c + mean_sq) + NOISE_FLOOR),
                     Weighting::Linear => 1.0,
                 };
-                slots[slot_index(bx + shift.0, by + shift.1, k)] += gain * robustness * weight * c;
+                *slot += gain * robustness * weight * c;
             }
             blocks += 1;
         }
@@ -158,5 +259,48 @@ impl Observation {
     /// Number of blocks that contributed.
     pub fn blocks(&self) -> usize {
         self.blocks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dct::forward;
+    use crate::prng::KeyedStream;
+
+    fn noise(h: usize, w: usize, seed: u8) -> Plane {
+        let mut rng = KeyedStream::from_seed([seed; 32]);
+        Plane::from_shape_fn((h, w), |_| rng.below(256) as f32)
+    }
+
+    #[test]
+    fn band_only_transform_matches_the_full_dct() {
+        let plane = noise(24, 40, 1);
+        let bands = BlockBands::of(&plane.view());
+        assert_eq!(bands.bands.len(), 3 * 5);
+        for (index, band) in bands.bands.iter().enumerate() {
+            let (bx, by) = (index % 5, index / 5);
+            let block: crate::dct::Block =
+                std::array::from_fn(|i| plane[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]]);
+            let full = forward(&block);
+            for (k, &(u, v, _)) in BAND.iter().enumerate() {
+                assert!((band[k] - full[u * BLOCK + v]).abs() < 1e-3, "block {index} coef {k}");
+            }
+        }
+        assert!(BAND.iter().all(|&(u, v, _)| u < BAND_REACH && v < BAND_REACH));
+    }
+
+    #[test]
+    fn bands_are_linear_and_block_means_average_blocks() {
+        let (a, b) = (noise(16, 16, 2), noise(16, 16, 3));
+        let sum = BlockBands::of(&(&a + &b).view());
+        let added = BlockBands::of(&a.view()).plus(&BlockBands::of(&b.view()));
+        for (x, y) in sum.bands.iter().flatten().zip(added.bands.iter().flatten()) {
+            assert!((x - y).abs() < 1e-2);
+        }
+        let ramp = Plane::from_shape_fn((16, 17), |(y, x)| (y * 17 + x) as f32);
+        let means = block_means(&ramp.view());
+        assert_eq!(means.len(), 4);
+        assert!((means[0] - (3.5 * 17.0 + 3.5)).abs() < 1e-4);
     }
 }

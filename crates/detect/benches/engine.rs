@@ -14,6 +14,10 @@ use tattle_core::prng::KeyedStream;
 use tattle_detect::{DetectOptions, Key, Payload};
 use tattle_embed::EmbedOptions;
 
+// The allocator of the `tattle` binary, so the figures are the tool's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn textured(width: u32, height: u32) -> DynamicImage {
     let mut rng = KeyedStream::from_seed([21; 32]);
     let noise: Vec<u8> = (0..width * height).map(|_| rng.below(40) as u8).collect();

@@ -5,6 +5,11 @@ use image::{DynamicImage, RgbImage};
 use tattle_core::plane::luma;
 use tattle_embed::{EmbedOptions, Key, Payload};
 
+// As in the `tattle` binary: big planes are reused instead of being
+// returned to the OS and faulted in again for every frame.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(10, |a| a.parse().unwrap());
     let img = DynamicImage::ImageRgb8(RgbImage::from_fn(1920, 1080, |x, y| {

@@ -34,7 +34,7 @@
 use image::DynamicImage;
 use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{perceptual_mask, MaskParams};
-use tattle_core::observe::{BlockGains, Observation};
+use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_delta, headroom, luma, Headroom, Plane};
 use tattle_core::{code, Error};
@@ -176,10 +176,14 @@ impl Embedder {
         let mut delta = spread(&mask, &tile_pattern(&signs), amplitude);
         if self.options.host_cancellation > 0.0 {
             let groups = Groups::new(&self.schedule, &signs);
-            let gains = BlockGains::with_mask(&luma.view(), &mask.view());
+            // The host is transformed once; by linearity the marked image's
+            // bands are the host's plus the mark's.
+            let host_bands = BlockBands::of(&luma.view());
+            let mask_means = block_means(&mask.view());
+            let gains = BlockGains::from_bands(&host_bands, &mask_means);
             // What a host-free image would show for each group: the target.
             let unit = groups.responses(Observation::measure_with(&delta, &gains).slots());
-            let host = groups.responses(Observation::measure_with(luma, &gains).slots());
+            let host = groups.responses(Observation::measure_bands(&host_bands, &gains).slots());
             let lambda = self.options.host_cancellation;
             let mut factors: Vec<f32> = host
                 .iter()
@@ -189,15 +193,18 @@ impl Embedder {
                 .collect();
             // The detector's weighting is not quite linear (a coefficient's
             // own size enters its weight), so check the prediction with the
-            // detector's own measurement and correct the factors.
+            // detector's own measurement and correct the factors. The
+            // marked image's perceptual mask is taken to be the host's: the
+            // mark moves local contrast by a few percent at most.
             for round in 0..=REFINEMENT_ROUNDS {
                 let values: Vec<f32> = groups.spread(&signs, &factors);
                 delta = clip(spread(&mask, &tile_pattern(&values), amplitude));
                 if round == REFINEMENT_ROUNDS {
                     break;
                 }
-                let seen =
-                    groups.responses(Observation::measure(&(luma + &delta), &self.options.mask).slots());
+                let marked = host_bands.plus(&BlockBands::of(&delta.view()));
+                let marked_gains = BlockGains::from_bands(&marked, &mask_means);
+                let seen = groups.responses(Observation::measure_bands_robust(&marked, &marked_gains).slots());
                 for ((f, m), r) in factors.iter_mut().zip(&unit).zip(&seen) {
                     if *m > 0.0 {
                         *f = (*f + lambda * (m - r) / m).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
@@ -274,9 +281,18 @@ pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 
 /// `amplitude × mask × tile`, the tile repeated over the plane.
 fn spread(mask: &Plane, tile: &Plane, amplitude: f32) -> Plane {
-    let mut out = mask.clone();
-    for ((y, x), d) in out.indexed_iter_mut() {
-        *d *= amplitude * tile[[y % TILE, x % TILE]];
+    let mut out = mask.as_standard_layout().into_owned();
+    let tile = tile.as_standard_layout();
+    for (y, mut row) in out.rows_mut().into_iter().enumerate() {
+        let tile_row = tile.row(y % TILE);
+        let (Some(row), Some(tile_row)) = (row.as_slice_mut(), tile_row.as_slice()) else {
+            continue;
+        };
+        for chunk in row.chunks_mut(TILE) {
+            for (d, t) in chunk.iter_mut().zip(tile_row) {
+                *d *= amplitude * t;
+            }
+        }
     }
     out
 }
