@@ -381,3 +381,21 @@ fn bench_runs_on_the_samples_and_reports_tables() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown attack"));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_gives_a_warning_and_is_never_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = workspace();
+    let key = dir.path().join("k.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(
+        &["detect", "--key", "k.key", &sample("photo_kodim23.png")],
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert!(err.contains("warning") && err.contains("chmod 600"), "{err}");
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let hex = secret.split_whitespace().last().unwrap();
+    assert!(!err.contains(hex) && !stdout(&o).contains(hex));
+}

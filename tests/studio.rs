@@ -423,3 +423,118 @@ fn a_payload_the_ledger_never_issued_is_reported_not_attributed() {
         text(&o.stdout)
     );
 }
+
+/// `kill -9` in the middle of a batch: no half-written file under a final
+/// name, no issued record without its file, and the next run completes
+/// whatever was pending with its original payload.
+#[cfg(unix)]
+#[test]
+fn a_batch_killed_mid_way_leaves_no_torn_file_and_the_rerun_completes_it() {
+    let (dir, studio) = studio();
+    let input = dir.path().join("in");
+    let photo = image::open(samples().join("photo_kodim23.png")).unwrap();
+    const FRAMES: usize = 40;
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..FRAMES {
+        // Full-size frames, so that one takes long enough to be interrupted.
+        let mut frame = photo.clone();
+        frame.as_mut_rgb8().unwrap().get_pixel_mut(i as u32, 0).0 = [i as u8, 0, 0];
+        frame.save(input.join(format!("f{i:02}.png"))).unwrap();
+    }
+    let out = dir.path().join("out");
+    let args = [
+        "stamp",
+        "--vendor",
+        "Acme VFX",
+        "--jobs",
+        "2",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tattle"))
+        .args(args)
+        .current_dir(&studio)
+        .env_remove("TATTLE_STUDIO")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a few files are out, then kill -9.
+    let started = std::time::Instant::now();
+    while walk_if_exists(&out)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .count()
+        < 3
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let export = |studio: &Path| -> Vec<Value> {
+        let o = ok(tattle(studio, &["ledger", "export", "--format", "json"]));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["issuances"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let published: Vec<PathBuf> = walk_if_exists(&out)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    assert!(
+        published.len() < FRAMES,
+        "the batch finished before it was killed; the test proves nothing"
+    );
+    let records = export(&studio);
+    for file in &published {
+        // Every file under a final name is whole, and the ledger knows it.
+        image::open(file).unwrap_or_else(|e| panic!("{} is torn: {e}", file.display()));
+        let canonical = file.canonicalize().unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| Path::new(r["output_path"].as_str().unwrap()) == canonical),
+            "{} was published without a ledger record",
+            file.display()
+        );
+    }
+    for record in records.iter().filter(|r| r["status"] == "issued") {
+        assert!(
+            Path::new(record["output_path"].as_str().unwrap()).is_file(),
+            "issued without its file: {record}"
+        );
+    }
+    let pending: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["status"] == "pending")
+        .map(|r| {
+            (
+                r["output_path"].as_str().unwrap().to_owned(),
+                r["payload"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+
+    // The rerun finishes the batch; interrupted issuances keep their payloads.
+    ok(tattle(&studio, &args));
+    let records = export(&studio);
+    assert_eq!(records.len(), FRAMES, "one issuance per frame, none duplicated");
+    assert!(records.iter().all(|r| r["status"] == "issued"));
+    for (output, payload) in pending {
+        assert!(records
+            .iter()
+            .any(|r| r["output_path"] == output.as_str() && r["payload"] == payload.as_str()));
+    }
+    ok(tattle(&studio, &["ledger", "verify"]));
+}
+
+fn walk_if_exists(dir: &Path) -> Vec<PathBuf> {
+    if dir.is_dir() {
+        walk(dir)
+    } else {
+        Vec::new()
+    }
+}

@@ -174,7 +174,15 @@ fn keygen(output: &Path) -> Result<ExitCode> {
 }
 
 fn load_key(path: &Path) -> Result<Key> {
+    warn_if_exposed(path);
     Key::from_file(path).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Warns, on standard error, about a key file others can read.
+pub(crate) fn warn_if_exposed(path: &Path) {
+    if let Some(warning) = Key::exposure_warning(path) {
+        eprintln!("tattle: warning: {warning}");
+    }
 }
 
 fn embed(

@@ -27,10 +27,12 @@ pub struct StudioArg {
 
 impl StudioArg {
     fn open(&self) -> Result<Studio> {
-        Ok(match &self.studio {
+        let studio = match &self.studio {
             Some(dir) => Studio::open(dir)?,
             None => Studio::discover(&std::env::current_dir().context("cannot read the current folder")?)?,
-        })
+        };
+        crate::warn_if_exposed(&studio.key_path());
+        Ok(studio)
     }
 }
 

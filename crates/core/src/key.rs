@@ -90,6 +90,40 @@ impl Key {
         Self::from_file_text(&text)
     }
 
+    /// A warning when the key file at `path` can be read or written by
+    /// users other than its owner (Unix permissions); `None` when it is
+    /// private or the platform has no such permissions.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tattle_core::Key;
+    /// let path = dir.path().join("studio.key");
+    /// Key::generate().unwrap().write_new(&path).unwrap();
+    /// assert_eq!(Key::exposure_warning(&path), None);
+    /// # #[cfg(unix)] {
+    /// use std::os::unix::fs::PermissionsExt;
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    /// assert!(Key::exposure_warning(&path).unwrap().contains("chmod 600"));
+    /// # }
+    /// ```
+    pub fn exposure_warning(path: &Path) -> Option<String> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Some(format!(
+                    "key file {} is accessible to other users (mode {mode:03o}); anyone who can read it can read and forge your marks: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        None
+    }
+
     /// Writes the key to a new file readable by its owner only (mode 0600
     /// on Unix). Refuses to replace an existing file: losing a studio key
     /// makes every mark made with it unreadable.

@@ -136,7 +136,9 @@ impl Table {
     const STEPS: usize = 4096;
 
     fn new(top: f32, f: impl Fn(f32) -> f32) -> Self {
-        let values = (0..=Self::STEPS + 1).map(|i| f(i as f32 * top / Self::STEPS as f32)).collect();
+        let values = (0..=Self::STEPS + 1)
+            .map(|i| f(i as f32 * top / Self::STEPS as f32))
+            .collect();
         Self {
             values,
             scale: Self::STEPS as f32 / top,
@@ -186,7 +188,9 @@ fn exp2(y: f32) -> f32 {
     let f = (y - whole) * std::f32::consts::LN_2;
     // e^f for f in [0, ln 2): Taylor to degree 7.
     let e_f = 1.0
-        + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f / 5040.0))))));
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f / 5040.0))))));
     e_f * f32::from_bits(((whole as i32 + 127) as u32) << 23)
 }
 
@@ -227,11 +231,19 @@ mod tests {
         for x in 0..300 {
             let (mu, sigma) = (x as f32 * 0.9, x as f32 * 0.2);
             let variance = sigma * sigma;
-            let exact = (sigma / params.texture_reference).powf(params.texture_exponent).min(params.cap)
+            let exact = (sigma / params.texture_reference)
+                .powf(params.texture_exponent)
+                .min(params.cap)
                 * variance
                 / (variance + params.flat_sigma * params.flat_sigma)
-                * ((mu + 16.0) / 144.0).powf(params.luminance_exponent).clamp(0.4, 1.25);
-            assert!((mask[[0, x]] - exact).abs() < 2e-3, "x {x}: {} vs {exact}", mask[[0, x]]);
+                * ((mu + 16.0) / 144.0)
+                    .powf(params.luminance_exponent)
+                    .clamp(0.4, 1.25);
+            assert!(
+                (mask[[0, x]] - exact).abs() < 2e-3,
+                "x {x}: {} vs {exact}",
+                mask[[0, x]]
+            );
         }
     }
 

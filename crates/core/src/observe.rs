@@ -90,13 +90,7 @@ impl BlockBands {
                     }
                 }
                 // …then one column transform per band coefficient.
-                bands.push(BAND.map(|(u, v, _)| {
-                    partial
-                        .iter()
-                        .zip(&basis[u])
-                        .map(|(p, b)| p[v] * b)
-                        .sum()
-                }));
+                bands.push(BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()));
             }
         }
         Self { bands, blocks_x }
@@ -226,7 +220,12 @@ impl Observation {
 
     /// Sums every block's weighted band coefficients into its slots; block
     /// `(bx, by)` is tile block `(bx, by) + shift`.
-    fn from_bands(bands: &BlockBands, gains: &BlockGains, shift: (usize, usize), weighting: Weighting) -> Self {
+    fn from_bands(
+        bands: &BlockBands,
+        gains: &BlockGains,
+        shift: (usize, usize),
+        weighting: Weighting,
+    ) -> Self {
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
         for (index, (&gain, band)) in gains.gains.iter().zip(&bands.bands).enumerate() {
@@ -284,7 +283,10 @@ mod tests {
                 std::array::from_fn(|i| plane[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]]);
             let full = forward(&block);
             for (k, &(u, v, _)) in BAND.iter().enumerate() {
-                assert!((band[k] - full[u * BLOCK + v]).abs() < 1e-3, "block {index} coef {k}");
+                assert!(
+                    (band[k] - full[u * BLOCK + v]).abs() < 1e-3,
+                    "block {index} coef {k}"
+                );
             }
         }
         assert!(BAND.iter().all(|&(u, v, _)| u < BAND_REACH && v < BAND_REACH));

@@ -204,7 +204,8 @@ impl Embedder {
                 }
                 let marked = host_bands.plus(&BlockBands::of(&delta.view()));
                 let marked_gains = BlockGains::from_bands(&marked, &mask_means);
-                let seen = groups.responses(Observation::measure_bands_robust(&marked, &marked_gains).slots());
+                let seen =
+                    groups.responses(Observation::measure_bands_robust(&marked, &marked_gains).slots());
                 for ((f, m), r) in factors.iter_mut().zip(&unit).zip(&seen) {
                     if *m > 0.0 {
                         *f = (*f + lambda * (m - r) / m).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
