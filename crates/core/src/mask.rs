@@ -89,9 +89,9 @@ impl LocalStats {
         let mean = box_mean(luma, radius);
         // Variance is shift-invariant; centring on mid grey keeps the
         // squares small, so E[x²] − E[x]² loses less to rounding.
-        let squares = luma.mapv(|v| (v - MID_GREY) * (v - MID_GREY));
+        let squares = ndarray::Zip::from(luma).par_map_collect(|&v| (v - MID_GREY) * (v - MID_GREY));
         let mut variance = box_mean(&squares, radius);
-        ndarray::Zip::from(&mut variance).and(&mean).for_each(|v, &mu| {
+        ndarray::Zip::from(&mut variance).and(&mean).par_for_each(|v, &mu| {
             let centred = mu - MID_GREY;
             *v = (*v - centred * centred).max(0.0);
         });
@@ -111,7 +111,7 @@ pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskP
         pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
     });
     let mut mask = stats.variance.clone();
-    ndarray::Zip::from(&mut mask).and(&stats.mean).for_each(|m, &mu| {
+    ndarray::Zip::from(&mut mask).and(&stats.mean).par_for_each(|m, &mu| {
         let variance = (*m - noise_variance).max(0.0);
         let flat = variance / (variance + flat_sq);
         *m = contrast.at(variance.sqrt()) * flat * luminance.at(mu);

@@ -8,6 +8,7 @@
 
 use crate::dct::BLOCK;
 use ndarray::{s, ArrayView2};
+use rayon::prelude::*;
 
 use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
 use crate::mask::{perceptual_mask, MaskParams};
@@ -59,40 +60,36 @@ impl BlockBands {
         let (h, w) = plane.dim();
         let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
         let basis = crate::dct::basis();
-        let mut bands = Vec::with_capacity(blocks_x * blocks_y);
-        let mut copies: Vec<Vec<f32>> = vec![Vec::new(); BLOCK];
-        for by in 0..blocks_y {
-            // Rows of a standard-layout plane or of a column slice of one
-            // are contiguous; anything else is copied.
-            let rows: [&[f32]; BLOCK] = std::array::from_fn(|y| {
-                let row = plane.row(by * BLOCK + y);
-                match row.to_slice() {
-                    Some(slice) => slice,
-                    None => &[],
-                }
-            });
-            let rows: Vec<&[f32]> = if rows.iter().all(|r| r.len() >= blocks_x * BLOCK) {
-                rows.to_vec()
-            } else {
-                for (y, copy) in copies.iter_mut().enumerate() {
-                    copy.clear();
-                    copy.extend(plane.row(by * BLOCK + y).iter());
-                }
-                copies.iter().map(Vec::as_slice).collect()
-            };
-            for bx in 0..blocks_x {
-                // Row transforms for the low horizontal frequencies only…
-                let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
-                for (p, row) in partial.iter_mut().zip(rows.iter()) {
-                    let pixels = &row[bx * BLOCK..bx * BLOCK + BLOCK];
-                    for (value, basis_row) in p.iter_mut().zip(basis) {
-                        *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
+        // Block rows are independent: one task each.
+        let bands = (0..blocks_y)
+            .into_par_iter()
+            .flat_map_iter(|by| {
+                let mut bands = Vec::with_capacity(blocks_x);
+                // Rows of a standard-layout plane or of a column slice of one
+                // are contiguous; anything else is copied.
+                let copies: Vec<Vec<f32>>;
+                let direct: [&[f32]; BLOCK] = std::array::from_fn(|y| plane.row(by * BLOCK + y).to_slice().unwrap_or(&[]));
+                let rows: Vec<&[f32]> = if direct.iter().all(|r| r.len() >= blocks_x * BLOCK) {
+                    direct.to_vec()
+                } else {
+                    copies = (0..BLOCK).map(|y| plane.row(by * BLOCK + y).to_vec()).collect();
+                    copies.iter().map(Vec::as_slice).collect()
+                };
+                for bx in 0..blocks_x {
+                    // Row transforms for the low horizontal frequencies only…
+                    let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
+                    for (p, row) in partial.iter_mut().zip(rows.iter()) {
+                        let pixels = &row[bx * BLOCK..bx * BLOCK + BLOCK];
+                        for (value, basis_row) in p.iter_mut().zip(basis) {
+                            *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
+                        }
                     }
+                    // …then one column transform per band coefficient.
+                    bands.push(BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()));
                 }
-                // …then one column transform per band coefficient.
-                bands.push(BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()));
-            }
-        }
+                bands
+            })
+            .collect();
         Self { bands, blocks_x }
     }
 

@@ -8,6 +8,7 @@
 //! clips and the hue stays as it was. Alpha is never touched.
 
 use image::DynamicImage;
+use rayon::prelude::*;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
@@ -150,7 +151,7 @@ impl Headroom {
         ndarray::Zip::from(delta)
             .and(&self.down)
             .and(&self.up)
-            .for_each(|d, &down, &up| *d = d.clamp(-down, up));
+            .par_for_each(|d, &down, &up| *d = d.clamp(-down, up));
     }
 }
 
@@ -253,7 +254,7 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
         .collect();
     let mut horizontal = vec![0.0f32; h * w];
     let span = 2 * radius + 1;
-    for (row_in, row_out) in data.chunks_exact(w).zip(horizontal.chunks_exact_mut(w)) {
+    horizontal.par_chunks_exact_mut(w).zip(data.par_chunks_exact(w)).for_each(|(row_out, row_in)| {
         if w > span {
             // Interior: the sum of 2r+1 shifted copies of the row, which
             // the compiler vectorises.
@@ -271,9 +272,9 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
             }
             *out *= inverse_width[x];
         }
-    }
+    });
     let mut out = vec![0.0f32; h * w];
-    for (y, row_out) in out.chunks_exact_mut(w).enumerate() {
+    out.par_chunks_exact_mut(w).enumerate().for_each(|(y, row_out)| {
         let (lo, hi) = window(y, h);
         for row in horizontal[lo * w..hi * w].chunks_exact(w) {
             for (o, v) in row_out.iter_mut().zip(row) {
@@ -282,7 +283,7 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
         }
         let inverse_height = 1.0 / (hi - lo) as f32;
         row_out.iter_mut().for_each(|o| *o *= inverse_height);
-    }
+    });
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::zeros((h, w)))
 }
 

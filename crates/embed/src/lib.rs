@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 use image::DynamicImage;
+use rayon::prelude::*;
 use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{perceptual_mask, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
@@ -284,17 +285,20 @@ pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 fn spread(mask: &Plane, tile: &Plane, amplitude: f32) -> Plane {
     let mut out = mask.as_standard_layout().into_owned();
     let tile = tile.as_standard_layout();
-    for (y, mut row) in out.rows_mut().into_iter().enumerate() {
-        let tile_row = tile.row(y % TILE);
-        let (Some(row), Some(tile_row)) = (row.as_slice_mut(), tile_row.as_slice()) else {
-            continue;
-        };
-        for chunk in row.chunks_mut(TILE) {
-            for (d, t) in chunk.iter_mut().zip(tile_row) {
-                *d *= amplitude * t;
+    out.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(y, mut row)| {
+            let tile_row = tile.row(y % TILE);
+            let (Some(row), Some(tile_row)) = (row.as_slice_mut(), tile_row.to_slice()) else {
+                return;
+            };
+            for chunk in row.chunks_mut(TILE) {
+                for (d, t) in chunk.iter_mut().zip(tile_row) {
+                    *d *= amplitude * t;
+                }
             }
-        }
-    }
+        });
     out
 }
 
