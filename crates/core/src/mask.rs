@@ -91,10 +91,12 @@ impl LocalStats {
         // squares small, so E[x²] − E[x]² loses less to rounding.
         let squares = ndarray::Zip::from(luma).par_map_collect(|&v| (v - MID_GREY) * (v - MID_GREY));
         let mut variance = box_mean(&squares, radius);
-        ndarray::Zip::from(&mut variance).and(&mean).par_for_each(|v, &mu| {
-            let centred = mu - MID_GREY;
-            *v = (*v - centred * centred).max(0.0);
-        });
+        ndarray::Zip::from(&mut variance)
+            .and(&mean)
+            .par_for_each(|v, &mu| {
+                let centred = mu - MID_GREY;
+                *v = (*v - centred * centred).max(0.0);
+            });
         Self { mean, variance }
     }
 }
@@ -111,11 +113,13 @@ pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskP
         pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
     });
     let mut mask = stats.variance.clone();
-    ndarray::Zip::from(&mut mask).and(&stats.mean).par_for_each(|m, &mu| {
-        let variance = (*m - noise_variance).max(0.0);
-        let flat = variance / (variance + flat_sq);
-        *m = contrast.at(variance.sqrt()) * flat * luminance.at(mu);
-    });
+    ndarray::Zip::from(&mut mask)
+        .and(&stats.mean)
+        .par_for_each(|m, &mu| {
+            let variance = (*m - noise_variance).max(0.0);
+            let flat = variance / (variance + flat_sq);
+            *m = contrast.at(variance.sqrt()) * flat * luminance.at(mu);
+        });
     mask
 }
 

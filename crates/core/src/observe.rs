@@ -68,7 +68,8 @@ impl BlockBands {
                 // Rows of a standard-layout plane or of a column slice of one
                 // are contiguous; anything else is copied.
                 let copies: Vec<Vec<f32>>;
-                let direct: [&[f32]; BLOCK] = std::array::from_fn(|y| plane.row(by * BLOCK + y).to_slice().unwrap_or(&[]));
+                let direct: [&[f32]; BLOCK] =
+                    std::array::from_fn(|y| plane.row(by * BLOCK + y).to_slice().unwrap_or(&[]));
                 let rows: Vec<&[f32]> = if direct.iter().all(|r| r.len() >= blocks_x * BLOCK) {
                     direct.to_vec()
                 } else {
@@ -85,7 +86,9 @@ impl BlockBands {
                         }
                     }
                     // …then one column transform per band coefficient.
-                    bands.push(BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()));
+                    bands.push(
+                        BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()),
+                    );
                 }
                 bands
             })

@@ -8,8 +8,8 @@
 //! clips and the hue stays as it was. Alpha is never touched.
 
 use image::DynamicImage;
-use rayon::prelude::*;
 use ndarray::Array2;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -254,25 +254,28 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
         .collect();
     let mut horizontal = vec![0.0f32; h * w];
     let span = 2 * radius + 1;
-    horizontal.par_chunks_exact_mut(w).zip(data.par_chunks_exact(w)).for_each(|(row_out, row_in)| {
-        if w > span {
-            // Interior: the sum of 2r+1 shifted copies of the row, which
-            // the compiler vectorises.
-            let interior = &mut row_out[radius..w - radius];
-            for offset in 0..span {
-                for (o, v) in interior.iter_mut().zip(&row_in[offset..]) {
-                    *o += v;
+    horizontal
+        .par_chunks_exact_mut(w)
+        .zip(data.par_chunks_exact(w))
+        .for_each(|(row_out, row_in)| {
+            if w > span {
+                // Interior: the sum of 2r+1 shifted copies of the row, which
+                // the compiler vectorises.
+                let interior = &mut row_out[radius..w - radius];
+                for offset in 0..span {
+                    for (o, v) in interior.iter_mut().zip(&row_in[offset..]) {
+                        *o += v;
+                    }
                 }
             }
-        }
-        for (x, out) in row_out.iter_mut().enumerate() {
-            if w <= span || x < radius || x >= w - radius {
-                let (lo, hi) = window(x, w);
-                *out = row_in[lo..hi].iter().sum::<f32>();
+            for (x, out) in row_out.iter_mut().enumerate() {
+                if w <= span || x < radius || x >= w - radius {
+                    let (lo, hi) = window(x, w);
+                    *out = row_in[lo..hi].iter().sum::<f32>();
+                }
+                *out *= inverse_width[x];
             }
-            *out *= inverse_width[x];
-        }
-    });
+        });
     let mut out = vec![0.0f32; h * w];
     out.par_chunks_exact_mut(w).enumerate().for_each(|(y, row_out)| {
         let (lo, hi) = window(y, h);
