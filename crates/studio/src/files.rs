@@ -24,21 +24,71 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     decode_image(path, &read(path)?)
 }
 
-/// Decodes an image already read from `path` (named in errors).
+/// The largest image decoded, in megapixels, unless `TATTLE_MAX_MEGAPIXELS`
+/// says otherwise: a guard against decompression bombs (a few kilobytes
+/// of PNG can claim a 100,000 x 100,000 canvas).
+pub const DEFAULT_MAX_MEGAPIXELS: u64 = 400;
+
+/// The decoding limit in pixels: `TATTLE_MAX_MEGAPIXELS` (a positive whole
+/// number of megapixels) or [`DEFAULT_MAX_MEGAPIXELS`].
+pub fn max_pixels() -> u64 {
+    std::env::var("TATTLE_MAX_MEGAPIXELS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&mp| mp > 0)
+        .unwrap_or(DEFAULT_MAX_MEGAPIXELS)
+        .saturating_mul(1_000_000)
+}
+
+/// Decodes an image already read from `path` (named in errors), refusing
+/// images above [`max_pixels`] from their header, before any pixel memory
+/// is allocated.
+///
+/// ```
+/// use std::path::Path;
+/// // A valid PNG header claiming 100,000 x 100,000 pixels, and nothing else.
+/// let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+/// bomb.extend_from_slice(&100_000u32.to_be_bytes());
+/// bomb.extend_from_slice(&100_000u32.to_be_bytes());
+/// bomb.extend_from_slice(&[8, 2, 0, 0, 0]);
+/// bomb.extend_from_slice(&[0x27, 0x30, 0x9c, 0x9f]); // CRC of the header chunk
+/// bomb.extend_from_slice(b"\0\0\0\0IDAT\x35\xaf\x06\x1e\0\0\0\0IEND\xae\x42\x60\x82");
+/// let err = tattle_studio::files::decode_image(Path::new("bomb.png"), &bomb).unwrap_err();
+/// assert!(err.to_string().contains("above the limit"), "{err}");
+/// ```
 pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
-    let reader = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(Error::io(path))?;
-    if reader.format().is_none() {
+    let reader = || {
+        ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(Error::io(path))
+    };
+    let image_error = |source| Error::Image {
+        path: path.to_owned(),
+        cause: source,
+    };
+    if reader()?.format().is_none() {
         return Err(Error::Format {
             path: path.to_owned(),
             reason: "not an image format tattle can read (PNG, JPEG, TIFF, WebP, OpenEXR)".into(),
         });
     }
-    reader.decode().map_err(|source| Error::Image {
-        path: path.to_owned(),
-        cause: source,
-    })
+    let (width, height) = reader()?.into_dimensions().map_err(image_error)?;
+    let limit = max_pixels();
+    if u64::from(width) * u64::from(height) > limit {
+        return Err(Error::Format {
+            path: path.to_owned(),
+            reason: format!(
+                "image is {width}x{height} pixels, above the limit of {} MP (raise it with TATTLE_MAX_MEGAPIXELS)",
+                limit / 1_000_000
+            ),
+        });
+    }
+    let mut limits = image::Limits::default();
+    // Room for the decoded pixels at up to 32-bit float RGBA, and the codec's own buffers.
+    limits.max_alloc = Some(limit.saturating_mul(16).saturating_add(1 << 28));
+    let mut reader = reader()?;
+    reader.limits(limits);
+    reader.decode().map_err(image_error)
 }
 
 /// The output format for a path, from its extension.
