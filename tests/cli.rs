@@ -399,3 +399,72 @@ fn a_key_file_others_can_read_gives_a_warning_and_is_never_printed() {
     let hex = secret.split_whitespace().last().unwrap();
     assert!(!err.contains(hex) && !stdout(&o).contains(hex));
 }
+
+/// Writes `image` as PNG carrying `icc` as its colour profile.
+fn save_png_with_profile(image: &image::DynamicImage, path: &Path, icc: &[u8]) {
+    use image::ImageEncoder;
+    let mut encoder = image::codecs::png::PngEncoder::new(std::fs::File::create(path).unwrap());
+    encoder.set_icc_profile(icc.to_vec()).unwrap();
+    image.write_with_encoder(encoder).unwrap();
+}
+
+fn icc_of(path: &Path) -> Option<Vec<u8>> {
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::open(path)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    decoder.icc_profile().unwrap()
+}
+
+#[test]
+fn bit_depth_alpha_and_colour_profile_survive_marking() {
+    let dir = workspace();
+    let photo = image::open(samples().join("photo_kodim23.png")).unwrap();
+    // 16-bit RGBA with a varied alpha channel, and a colour profile.
+    let mut rgba16 = photo.to_rgba16();
+    for (x, y, p) in rgba16.enumerate_pixels_mut() {
+        p[3] = ((x * 97 + y * 31) % 65536) as u16 | 0x8000;
+    }
+    let source = image::DynamicImage::ImageRgba16(rgba16.clone());
+    let icc = b"not a real profile, but tattle must carry it byte for byte".to_vec();
+    let input = dir.path().join("plate.png");
+    save_png_with_profile(&source, &input, &icc);
+    for output in ["marked.png", "marked.tif", "marked.jpg"] {
+        let o = run(
+            &[
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "00000000000000aa",
+                input.to_str().unwrap(),
+                "-o",
+                output,
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{output}: {}", stderr(&o));
+        let out = dir.path().join(output);
+        assert_eq!(
+            icc_of(&out).as_deref(),
+            Some(&icc[..]),
+            "{output}: the colour profile was lost"
+        );
+        let marked = image::open(&out).unwrap();
+        if output != "marked.jpg" {
+            let marked = marked.as_rgba16().expect("still 16-bit RGBA");
+            let alpha_in: Vec<u16> = rgba16.pixels().map(|p| p[3]).collect();
+            let alpha_out: Vec<u16> = marked.pixels().map(|p| p[3]).collect();
+            assert!(alpha_in == alpha_out, "{output}: alpha changed");
+        }
+        let o = run(&["detect", "--key", "k.key", "--json", output], dir.path());
+        assert!(
+            stdout(&o).contains("\"payload\":\"00000000000000aa\""),
+            "{output}: {}",
+            stdout(&o)
+        );
+    }
+}

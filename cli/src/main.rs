@@ -203,11 +203,15 @@ fn embed(
             output.display()
         );
     }
-    let image = files::load_image(input)?;
+    let (image, icc) = files::decode_image_with_profile(input, &files::read(input)?)?;
     let marked = embedder
         .embed(&image, payload)
         .with_context(|| format!("cannot mark {}", input.display()))?;
-    files::save_image_atomic(&marked, output, quality)?;
+    // The colour profile travels with the pixels it describes.
+    files::write_atomic(
+        output,
+        &files::encode_with_profile(&marked, output, quality, icc.as_deref())?,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

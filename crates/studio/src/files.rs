@@ -57,6 +57,12 @@ pub fn max_pixels() -> u64 {
 /// assert!(err.to_string().contains("above the limit"), "{err}");
 /// ```
 pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    Ok(decode_image_with_profile(path, bytes)?.0)
+}
+
+/// [`decode_image`], also returning the ICC colour profile the file
+/// carries, so that a marked copy can keep it.
+pub fn decode_image_with_profile(path: &Path, bytes: &[u8]) -> Result<(DynamicImage, Option<Vec<u8>>)> {
     let reader = || {
         ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
@@ -88,7 +94,11 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
     limits.max_alloc = Some(limit.saturating_mul(16).saturating_add(1 << 28));
     let mut reader = reader()?;
     reader.limits(limits);
-    reader.decode().map_err(image_error)
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    // A profile the codec cannot read is not worth failing the image for.
+    let icc = image::ImageDecoder::icc_profile(&mut decoder).ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    Ok((image, icc))
 }
 
 /// The output format for a path, from its extension.
@@ -126,6 +136,26 @@ pub fn is_image_path(path: &Path) -> bool {
 /// Encodes an image for the format of `path`, converting the pixel type
 /// only where the format cannot hold it.
 pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>> {
+    encode_with_profile(image, path, quality, None)
+}
+
+/// [`encode`], embedding an ICC colour profile where the format carries
+/// one (PNG, JPEG, TIFF, WebP); OpenEXR has none and drops it.
+pub fn encode_with_profile(
+    image: &DynamicImage,
+    path: &Path,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>> {
+    use image::codecs::{png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
+    use image::ImageEncoder;
+    fn with_profile<E: ImageEncoder>(mut encoder: E, icc: Option<&[u8]>) -> E {
+        if let Some(profile) = icc {
+            // A format that cannot carry it simply goes without.
+            let _ = encoder.set_icc_profile(profile.to_vec());
+        }
+        encoder
+    }
     let format = format_for(path)?;
     let mut bytes = Vec::new();
     let mut cursor = std::io::Cursor::new(&mut bytes);
@@ -136,7 +166,10 @@ pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>>
             } else {
                 DynamicImage::ImageLuma8(image.to_luma8())
             };
-            eight.write_with_encoder(JpegEncoder::new_with_quality(&mut cursor, quality.clamp(1, 100)))
+            eight.write_with_encoder(with_profile(
+                JpegEncoder::new_with_quality(&mut cursor, quality.clamp(1, 100)),
+                icc,
+            ))
         }
         ImageFormat::OpenExr => {
             let float = if image.color().has_alpha() {
@@ -152,14 +185,22 @@ pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>>
             } else {
                 DynamicImage::ImageRgb8(image.to_rgb8())
             };
-            eight.write_to(&mut cursor, format)
+            eight.write_with_encoder(with_profile(WebPEncoder::new_lossless(&mut cursor), icc))
         }
-        _ => match image {
-            DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
-                DynamicImage::ImageRgba16(image.to_rgba16()).write_to(&mut cursor, format)
+        _ => {
+            // PNG and TIFF hold 8 and 16 bits; float images go to 16.
+            let image = match image {
+                DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+                    std::borrow::Cow::Owned(DynamicImage::ImageRgba16(image.to_rgba16()))
+                }
+                _ => std::borrow::Cow::Borrowed(image),
+            };
+            if format == ImageFormat::Png {
+                image.write_with_encoder(with_profile(PngEncoder::new(&mut cursor), icc))
+            } else {
+                image.write_with_encoder(with_profile(TiffEncoder::new(&mut cursor), icc))
             }
-            _ => image.write_to(&mut cursor, format),
-        },
+        }
     };
     result.map_err(|source| Error::Image {
         path: path.to_owned(),

@@ -145,7 +145,7 @@ impl<'a> Stamper<'a> {
                 }
             }
         }
-        let image = files::decode_image(&source, &bytes)?;
+        let (image, icc) = files::decode_image_with_profile(&source, &bytes)?;
         let (width, height) = (image.width(), image.height());
         if width < MIN_SIDE || height < MIN_SIDE {
             return Err(Error::Engine {
@@ -182,7 +182,8 @@ impl<'a> Stamper<'a> {
                 path: source.clone(),
                 cause: e,
             })?;
-        let encoded = files::encode(&marked, &output, self.options.jpeg_quality)?;
+        let encoded =
+            files::encode_with_profile(&marked, &output, self.options.jpeg_quality, icc.as_deref())?;
         files::write_atomic(&output, &encoded)?;
         let issued = self
             .ledger
