@@ -35,6 +35,9 @@ pub enum AttackError {
     /// The image is too small for this attack.
     #[error("image too small for this attack")]
     TooSmall,
+    /// The copies given to a collusion attack differ in size, or there are none.
+    #[error("colluding copies must be one or more images of the same size")]
+    MismatchedCopies,
 }
 
 /// Result of an attack.
@@ -316,6 +319,30 @@ pub fn median3(image: &DynamicImage) -> AttackResult {
 pub fn sharpen(image: &DynamicImage) -> AttackResult {
     let kernel = [0.0f32, -1.0, 0.0, -1.0, 5.0, -1.0, 0.0, -1.0, 0.0];
     per_channel(image, |p| imageproc::filter::filter3x3(p, &kernel))
+}
+
+/// The collusion attack: several recipients' copies of one image averaged
+/// pixel by pixel, rounded back to 8-bit RGB.
+///
+/// ```
+/// use image::{DynamicImage, RgbImage};
+/// let a = DynamicImage::ImageRgb8(RgbImage::from_pixel(4, 4, image::Rgb([10, 20, 30])));
+/// let b = DynamicImage::ImageRgb8(RgbImage::from_pixel(4, 4, image::Rgb([20, 40, 60])));
+/// let mean = tattle_attacks::collusion_average(&[a, b]).unwrap();
+/// assert_eq!(mean.to_rgb8().get_pixel(0, 0).0, [15, 30, 45]);
+/// ```
+pub fn collusion_average(copies: &[DynamicImage]) -> AttackResult {
+    let first = copies.first().ok_or(AttackError::MismatchedCopies)?;
+    let (w, h) = (first.width(), first.height());
+    if copies.iter().any(|c| (c.width(), c.height()) != (w, h)) {
+        return Err(AttackError::MismatchedCopies);
+    }
+    let floats: Vec<image::Rgb32FImage> = copies.iter().map(DynamicImage::to_rgb32f).collect();
+    let n = copies.len() as f32;
+    let mean = image::Rgb32FImage::from_fn(w, h, |x, y| {
+        Rgb([0, 1, 2].map(|c| floats.iter().map(|f| f.get_pixel(x, y)[c]).sum::<f32>() / n))
+    });
+    Ok(DynamicImage::ImageRgb8(DynamicImage::ImageRgb32F(mean).to_rgb8()))
 }
 
 /// Paints an opaque mid-grey rectangle over 15% of the area at a seeded place.

@@ -5,7 +5,6 @@
 //! `cargo run --release -p tattle-detect --example vendor_bench -- ../shared/corpus`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use image::{DynamicImage, Rgb32FImage};
 use rayon::prelude::*;
 use tattle_detect::{DetectOptions, Key, Payload, Recipient};
 use tattle_embed::EmbedOptions;
@@ -18,15 +17,6 @@ const ATTACKS: [&str; 5] = [
     "scale-0.75-bicubic",
     "rotate+2",
 ];
-
-fn average(a: &DynamicImage, b: &DynamicImage) -> DynamicImage {
-    let (a, b) = (a.to_rgb32f(), b.to_rgb32f());
-    let mean = Rgb32FImage::from_fn(a.width(), a.height(), |x, y| {
-        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
-        image::Rgb([0, 1, 2].map(|c| (p[c] + q[c]) / 2.0))
-    });
-    DynamicImage::ImageRgb8(DynamicImage::ImageRgb32F(mean).to_rgb8())
-}
 
 fn main() {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "samples".into());
@@ -69,7 +59,7 @@ fn main() {
                     Some(other) => format!("WRONG:{other}"),
                 });
             }
-            let colluded = average(&a, &b);
+            let colluded = tattle_attacks::collusion_average(&[a.clone(), b.clone()]).unwrap();
             for attack in ["identity", "jpeg-75"] {
                 let attacked = (tattle_attacks::find(attack).unwrap().apply)(&colluded, 1).unwrap();
                 let d = detector.detect(&attacked).unwrap();

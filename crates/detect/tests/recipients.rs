@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use image::{DynamicImage, Rgb32FImage};
+use image::DynamicImage;
 use tattle_detect::{DetectOptions, Key, Payload, Recipient};
 use tattle_embed::EmbedOptions;
 
@@ -16,16 +16,6 @@ fn sample(name: &str) -> DynamicImage {
             .join(name),
     )
     .unwrap()
-}
-
-/// The pixel-wise mean of two equally sized images, rounded back to 8 bits.
-fn average(a: &DynamicImage, b: &DynamicImage) -> DynamicImage {
-    let (a, b) = (a.to_rgb32f(), b.to_rgb32f());
-    let mean = Rgb32FImage::from_fn(a.width(), a.height(), |x, y| {
-        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
-        image::Rgb([0, 1, 2].map(|c| (p[c] + q[c]) / 2.0))
-    });
-    DynamicImage::ImageRgb8(DynamicImage::ImageRgb32F(mean).to_rgb8())
 }
 
 /// The decoder picks the codeword that best fits whatever it is given, so
@@ -92,7 +82,8 @@ fn a_collusion_average_is_never_attributed_to_a_third_vendor() {
                 .embed(&img, Payload::new(payload))
                 .unwrap()
         };
-        let colluded = average(&mark(VENDORS[0], 0xa), &mark(VENDORS[1], 0xb));
+        let colluded =
+            tattle_attacks::collusion_average(&[mark(VENDORS[0], 0xa), mark(VENDORS[1], 0xb)]).unwrap();
         for search in [false, true] {
             let detector = DetectOptions::default()
                 .geometric_search(search)
