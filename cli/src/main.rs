@@ -174,8 +174,10 @@ fn keygen(output: &Path) -> Result<ExitCode> {
 }
 
 fn load_key(path: &Path) -> Result<Key> {
+    let key = Key::from_file(path).with_context(|| format!("key file {}", path.display()))?;
+    // Only a real key is worth protecting; a malformed one gets its error alone.
     warn_if_exposed(path);
-    Key::from_file(path).with_context(|| format!("key file {}", path.display()))
+    Ok(key)
 }
 
 /// Warns, on standard error, about a key file others can read.
