@@ -59,6 +59,20 @@ fn studio() -> (tempfile::TempDir, PathBuf) {
     (dir, studio)
 }
 
+/// `tattle stamp --vendor VENDOR INPUT --out OUT EXTRA…` in the studio.
+fn stamp(studio: &Path, vendor: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "stamp",
+        "--vendor",
+        vendor,
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    tattle(studio, &args)
+}
+
 /// A 256x256 frame cut from a sample photo, different for every `seed`.
 fn frame(path: &Path, seed: u32) {
     let photo = image::open(samples().join("photo_kodim23.png")).unwrap();
@@ -86,18 +100,7 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
         ("Cobalt Comp", "cobalt"),
     ] {
         let out = dir.path().join(out);
-        let o = ok(tattle(
-            &studio,
-            &[
-                "stamp",
-                "--vendor",
-                vendor,
-                samples.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--json",
-            ],
-        ));
+        let o = ok(stamp(&studio, vendor, &samples, &out, &["--json"]));
         let lines = json_lines(&o);
         assert_eq!(lines.len(), 3, "{}", text(&o.stdout));
         assert!(lines.iter().all(|l| l["status"] == "issued"));
@@ -202,18 +205,7 @@ fn a_corrupt_file_does_not_stop_the_batch_and_a_rerun_resumes() {
         .save(input.join("shot3/thumb.png"))
         .unwrap();
     let out = dir.path().join("out");
-    let stamp = |extra: &[&str]| {
-        let mut args = vec![
-            "stamp",
-            "--vendor",
-            "acme vfx",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        tattle(&studio, &args)
-    };
+    let stamp = |extra: &[&str]| stamp(&studio, "acme vfx", &input, &out, extra);
     let o = stamp(&["--jobs", "2"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let err = text(&o.stderr);
@@ -270,30 +262,10 @@ fn an_image_already_stamped_is_refused_unless_forced() {
     let source = dir.path().join("frame.png");
     frame(&source, 7);
     let first = dir.path().join("first");
-    ok(tattle(
-        &studio,
-        &[
-            "stamp",
-            "--vendor",
-            "Acme VFX",
-            source.to_str().unwrap(),
-            "--out",
-            first.to_str().unwrap(),
-        ],
-    ));
+    ok(stamp(&studio, "Acme VFX", &source, &first, &[]));
     let stamped = first.join("frame.png");
     let second = dir.path().join("second");
-    let o = tattle(
-        &studio,
-        &[
-            "stamp",
-            "--vendor",
-            "Bolt Paint",
-            stamped.to_str().unwrap(),
-            "--out",
-            second.to_str().unwrap(),
-        ],
-    );
+    let o = stamp(&studio, "Bolt Paint", &stamped, &second, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o.stderr).contains("already carries this studio's mark"),
@@ -301,18 +273,7 @@ fn an_image_already_stamped_is_refused_unless_forced() {
         text(&o.stderr)
     );
     assert!(!second.join("frame.png").exists());
-    ok(tattle(
-        &studio,
-        &[
-            "stamp",
-            "--vendor",
-            "Bolt Paint",
-            stamped.to_str().unwrap(),
-            "--out",
-            second.to_str().unwrap(),
-            "--force",
-        ],
-    ));
+    ok(stamp(&studio, "Bolt Paint", &stamped, &second, &["--force"]));
     assert!(second.join("frame.png").is_file());
 }
 

@@ -121,16 +121,7 @@ pub fn format_for(path: &Path) -> Result<ImageFormat> {
 
 /// Whether a file name looks like an image tattle can stamp.
 pub fn is_image_path(path: &Path) -> bool {
-    ImageFormat::from_path(path).is_ok_and(|f| {
-        matches!(
-            f,
-            ImageFormat::Png
-                | ImageFormat::Jpeg
-                | ImageFormat::Tiff
-                | ImageFormat::WebP
-                | ImageFormat::OpenExr
-        )
-    })
+    format_for(path).is_ok()
 }
 
 /// Encodes an image for the format of `path`, converting the pixel type

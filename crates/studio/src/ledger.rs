@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
-use tattle_core::{Key, Payload};
+use tattle_core::{Key, Payload, Recipient};
 
 use crate::error::{Error, Result};
 
@@ -354,6 +354,14 @@ impl Ledger {
             )
             .optional()
         })
+    }
+
+    /// Every channel a mark of this studio can carry a payload on: the
+    /// studio-wide one of `tattle embed`, then each registered vendor's.
+    pub fn recipients(&self) -> Result<Vec<Recipient>> {
+        let mut recipients = vec![Recipient::Studio];
+        recipients.extend(self.vendors()?.iter().map(|v| Recipient::Vendor(v.id)));
+        Ok(recipients)
     }
 
     /// The vendor with this name (case-insensitive), if registered.

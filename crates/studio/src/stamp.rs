@@ -104,8 +104,7 @@ impl<'a> Stamper<'a> {
         // The studio's pilot and every vendor's payload, at the unchanged
         // geometry only: a cheap check that catches assets stamped before,
         // in any vendor's name, without the cost of the geometric search.
-        let mut recipients = vec![Recipient::Studio];
-        recipients.extend(ledger.vendors()?.iter().map(|v| Recipient::Vendor(v.id)));
+        let recipients = ledger.recipients()?;
         let guard = DetectOptions::default()
             .geometric_search(false)
             .build_for(&key, &recipients)

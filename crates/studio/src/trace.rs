@@ -69,8 +69,7 @@ impl<'a> Tracer<'a> {
     pub fn new(studio: &Studio, ledger: &'a Ledger, threshold: f64) -> Result<Self> {
         let key = studio.key()?;
         ledger.check_key(&key)?;
-        let mut recipients = vec![Recipient::Studio];
-        recipients.extend(ledger.vendors()?.iter().map(|v| Recipient::Vendor(v.id)));
+        let recipients = ledger.recipients()?;
         let detector = DetectOptions::default()
             .threshold(threshold)
             .build_for(&key, &recipients)
