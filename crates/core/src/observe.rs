@@ -189,7 +189,9 @@ impl Observation {
     /// already computed.
     pub fn measure_masked(luma: &Plane, weights: &Plane, origin: (usize, usize)) -> Self {
         let (ox, oy) = (origin.0 % TILE, origin.1 % TILE);
-        let (sx, sy) = (ox % BLOCK, oy % BLOCK);
+        // A plane thinner than the offset has no whole block: an empty view.
+        let (h, w) = luma.dim();
+        let (sx, sy) = ((ox % BLOCK).min(w), (oy % BLOCK).min(h));
         let view = luma.slice(s![sy.., sx..]);
         let view_weights = weights.slice(s![sy.., sx..]);
         // Block 0 of the view starts at pixel s; its tile block is (s − o) / 8.
@@ -290,6 +292,15 @@ mod tests {
             }
         }
         assert!(BAND.iter().all(|&(u, v, _)| u < BAND_REACH && v < BAND_REACH));
+    }
+
+    #[test]
+    fn a_plane_thinner_than_the_offset_measures_nothing() {
+        // Found by the property test: 92x5 pixels, tile offset (0, 7).
+        let plane = noise(5, 92, 4);
+        let obs = Observation::measure_masked(&plane, &plane, (0, 7));
+        assert_eq!(obs.blocks(), 0);
+        assert!(obs.slots().iter().all(|v| *v == 0.0));
     }
 
     #[test]
