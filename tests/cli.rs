@@ -468,3 +468,69 @@ fn bit_depth_alpha_and_colour_profile_survive_marking() {
         );
     }
 }
+
+#[test]
+fn an_hdr_exr_is_marked_as_float_and_traced_in_its_srgb_jpeg_export() {
+    let dir = workspace();
+    let frame = image::open(samples().join("film3d_bbb_splash.png"))
+        .unwrap()
+        .to_rgba8();
+    // Linear light, exposed so that highlights pass 1.0, with a varied alpha.
+    let plate = image::Rgba32FImage::from_fn(frame.width(), frame.height(), |x, y| {
+        let p = frame.get_pixel(x, y).0;
+        let linear = |v: u8| 3.0 * tattle_core::plane::decode_to_linear(f32::from(v) / 255.0);
+        image::Rgba([
+            linear(p[0]),
+            linear(p[1]),
+            linear(p[2]),
+            ((x + y) % 100) as f32 / 100.0,
+        ])
+    });
+    let input = dir.path().join("plate.exr");
+    image::DynamicImage::ImageRgba32F(plate.clone())
+        .save(&input)
+        .unwrap();
+    for output in ["marked.exr", "marked.jpg"] {
+        let o = run(
+            &[
+                "embed",
+                "--key",
+                "k.key",
+                "--payload",
+                "00000000000000ee",
+                "plate.exr",
+                "-o",
+                output,
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{output}: {}", stderr(&o));
+        let o = run(&["detect", "--key", "k.key", "--json", output], dir.path());
+        assert!(
+            stdout(&o).contains("\"payload\":\"00000000000000ee\""),
+            "{output}: {}",
+            stdout(&o)
+        );
+    }
+    let marked = image::open(dir.path().join("marked.exr")).unwrap();
+    let marked = marked.as_rgba32f().expect("still float RGBA");
+    assert!(
+        marked.pixels().zip(plate.pixels()).all(|(m, p)| m[3] == p[3]),
+        "alpha changed"
+    );
+    assert!(marked.pixels().any(|p| p[0] > 1.5), "highlights stay above 1.0");
+    // The JPEG is the sRGB view of the plate (clamp, then sRGB), not scaled linear light.
+    let jpeg = image::open(dir.path().join("marked.jpg")).unwrap().to_rgb8();
+    let view = tattle_core::plane::display_rgb8(&image::DynamicImage::ImageRgba32F(plate));
+    let mean_error = jpeg
+        .as_raw()
+        .iter()
+        .zip(view.as_raw())
+        .map(|(&a, &b)| f64::from(a.abs_diff(b)))
+        .sum::<f64>()
+        / view.len() as f64;
+    assert!(
+        mean_error < 3.0,
+        "the JPEG is not the sRGB view: mean error {mean_error}"
+    );
+}

@@ -23,6 +23,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, ImageReader, Rgb, RgbImage};
 use imageproc::geometric_transformations::{rotate_about_center, Interpolation};
+use tattle_core::plane::display_rgb8;
 use tattle_core::prng::KeyedStream;
 
 /// Why an attack could not run.
@@ -95,7 +96,9 @@ macro_rules! attack {
 
 /// The benchmark's attack suite.
 pub static SUITE: &[Attack] = &[
-    attack!("identity", None, |i, _| Ok(DynamicImage::ImageRgb8(i.to_rgb8()))),
+    attack!("identity", None, |i, _| Ok(DynamicImage::ImageRgb8(
+        display_rgb8(i)
+    ))),
     attack!("jpeg-90", Compression, |i, _| jpeg(i, 90)),
     attack!("jpeg-75", Compression, |i, _| jpeg(i, 75)),
     attack!("jpeg-50", Compression, |i, _| jpeg(i, 50)),
@@ -103,7 +106,7 @@ pub static SUITE: &[Attack] = &[
     attack!("webp-75", Compression, |i, _| webp_lossy(i, 75.0)),
     attack!("noise-5", Signal, |i, s| gaussian_noise(i, 5.0, s)),
     attack!("blur-1", Signal, |i, _| Ok(DynamicImage::ImageRgb8(
-        imageops::blur(&i.to_rgb8(), 1.0)
+        imageops::blur(&display_rgb8(i), 1.0)
     ))),
     attack!("median-3", Signal, |i, _| median3(i)),
     attack!("sharpen", Signal, |i, _| sharpen(i)),
@@ -114,7 +117,7 @@ pub static SUITE: &[Attack] = &[
     attack!("gamma-0.8", Valumetric, |i, _| map_levels(i, |v| 255.0
         * (v / 255.0).powf(0.8))),
     attack!("grayscale", Valumetric, |i, _| Ok(DynamicImage::ImageRgb8(
-        DynamicImage::ImageLuma8(i.to_luma8()).to_rgb8()
+        DynamicImage::ImageLuma8(imageops::grayscale(&display_rgb8(i))).to_rgb8()
     ))),
     attack!("occlusion-15", Occlusion, occlusion),
     attack!("crop-50-centre", Geometric, |i, _| crop_fraction(
@@ -228,23 +231,23 @@ pub static SUITE: &[Attack] = &[
     attack!("rotate+10", Geometric, |i, _| rotate_crop(i, 10.0)),
     attack!("rotate-10", Geometric, |i, _| rotate_crop(i, -10.0)),
     attack!("rotate-90", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
-        imageops::rotate90(&i.to_rgb8())
+        imageops::rotate90(&display_rgb8(i))
     ))),
     attack!("rotate-180", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
-        imageops::rotate180(&i.to_rgb8())
+        imageops::rotate180(&display_rgb8(i))
     ))),
     attack!("rotate-270", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
-        imageops::rotate270(&i.to_rgb8())
+        imageops::rotate270(&display_rgb8(i))
     ))),
     attack!("mirror", Geometric, |i, _| Ok(DynamicImage::ImageRgb8(
-        imageops::flip_horizontal(&i.to_rgb8())
+        imageops::flip_horizontal(&display_rgb8(i))
     ))),
     attack!("screenshot-chain", Geometric, screenshot_chain),
 ];
 
 /// Re-encodes as JPEG at `quality` (4:2:0 chroma, as most encoders do) and decodes again.
 pub fn jpeg(image: &DynamicImage, quality: u8) -> AttackResult {
-    let rgb = image.to_rgb8();
+    let rgb = display_rgb8(image);
     let mut bytes = Vec::new();
     JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(&rgb)?;
     Ok(ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg).decode()?)
@@ -253,7 +256,7 @@ pub fn jpeg(image: &DynamicImage, quality: u8) -> AttackResult {
 /// Re-encodes as lossy WebP at `quality` (libwebp, through the `webp`
 /// crate) and decodes again.
 pub fn webp_lossy(image: &DynamicImage, quality: f32) -> AttackResult {
-    let rgb = image.to_rgb8();
+    let rgb = display_rgb8(image);
     let encoded = webp::Encoder::from_rgb(rgb.as_raw(), rgb.width(), rgb.height()).encode(quality);
     Ok(ImageReader::with_format(Cursor::new(encoded.to_vec()), image::ImageFormat::WebP).decode()?)
 }
@@ -277,7 +280,7 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
 /// Adds independent gaussian noise of standard deviation `sigma` (8-bit
 /// grey levels) to every channel.
 pub fn gaussian_noise(image: &DynamicImage, sigma: f32, seed: u64) -> AttackResult {
-    let mut rgb = image.to_rgb8();
+    let mut rgb = display_rgb8(image);
     let mut normal = normal_deviates(seed);
     for v in rgb.iter_mut() {
         *v = (f32::from(*v) + sigma * normal()).round().clamp(0.0, 255.0) as u8;
@@ -287,7 +290,7 @@ pub fn gaussian_noise(image: &DynamicImage, sigma: f32, seed: u64) -> AttackResu
 
 /// Applies `f` to every channel value (0–255), rounding and clamping.
 pub fn map_levels(image: &DynamicImage, f: impl Fn(f32) -> f32) -> AttackResult {
-    let mut rgb = image.to_rgb8();
+    let mut rgb = display_rgb8(image);
     for v in rgb.iter_mut() {
         *v = f(f32::from(*v)).round().clamp(0.0, 255.0) as u8;
     }
@@ -295,7 +298,7 @@ pub fn map_levels(image: &DynamicImage, f: impl Fn(f32) -> f32) -> AttackResult 
 }
 
 fn per_channel(image: &DynamicImage, f: impl Fn(&GrayImage) -> GrayImage) -> AttackResult {
-    let rgb = image.to_rgb8();
+    let rgb = display_rgb8(image);
     let planes: Vec<GrayImage> = (0..3)
         .map(|c| {
             f(&GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
@@ -347,7 +350,7 @@ pub fn collusion_average(copies: &[DynamicImage]) -> AttackResult {
 
 /// Paints an opaque mid-grey rectangle over 15% of the area at a seeded place.
 pub fn occlusion(image: &DynamicImage, seed: u64) -> AttackResult {
-    let mut rgb = image.to_rgb8();
+    let mut rgb = display_rgb8(image);
     let (w, h) = rgb.dimensions();
     let side = 0.15f64.sqrt();
     let (rw, rh) = ((w as f64 * side) as u32, (h as f64 * side) as u32);
@@ -370,7 +373,7 @@ pub fn crop_fraction(image: &DynamicImage, area: f64, fx: f64, fy: f64) -> Attac
     let x0 = ((w - cw) as f64 * fx).round() as u32;
     let y0 = ((h - ch) as f64 * fy).round() as u32;
     Ok(DynamicImage::ImageRgb8(
-        imageops::crop_imm(&image.to_rgb8(), x0, y0, cw, ch).to_image(),
+        imageops::crop_imm(&display_rgb8(image), x0, y0, cw, ch).to_image(),
     ))
 }
 
@@ -403,7 +406,7 @@ pub fn crop_random(image: &DynamicImage, area: f64, seed: u64) -> AttackResult {
     let x0 = odd(&mut stream, w - cw).min(w - cw);
     let y0 = odd(&mut stream, h - ch).min(h - ch);
     Ok(DynamicImage::ImageRgb8(
-        imageops::crop_imm(&image.to_rgb8(), x0, y0, cw, ch).to_image(),
+        imageops::crop_imm(&display_rgb8(image), x0, y0, cw, ch).to_image(),
     ))
 }
 
@@ -412,7 +415,7 @@ pub fn scale(image: &DynamicImage, fx: f32, fy: f32, filter: FilterType) -> Atta
     let w = ((image.width() as f32 * fx).round() as u32).max(1);
     let h = ((image.height() as f32 * fy).round() as u32).max(1);
     Ok(DynamicImage::ImageRgb8(imageops::resize(
-        &image.to_rgb8(),
+        &display_rgb8(image),
         w,
         h,
         filter,
@@ -422,7 +425,7 @@ pub fn scale(image: &DynamicImage, fx: f32, fy: f32, filter: FilterType) -> Atta
 /// Rotates by `degrees` clockwise about the centre (bilinear) and crops to the
 /// largest axis-aligned rectangle that holds no border.
 pub fn rotate_crop(image: &DynamicImage, degrees: f32) -> AttackResult {
-    let rgb = image.to_rgb8();
+    let rgb = display_rgb8(image);
     let theta = degrees.to_radians();
     let rotated = rotate_about_center(&rgb, theta, Interpolation::Bilinear, Rgb([0, 0, 0]));
     let (w, h) = (rgb.width() as f32, rgb.height() as f32);

@@ -1,7 +1,7 @@
 //! Quality metrics: how far a marked image is from its original.
 
 use image::DynamicImage;
-use tattle_core::plane::{luma, Plane};
+use tattle_core::plane::{encode_linear, luma, Plane};
 
 /// Peak signal-to-noise ratio (dB) of two planes in 8-bit grey levels; infinite when equal.
 pub fn psnr_planes(a: &Plane, b: &Plane) -> f64 {
@@ -24,14 +24,25 @@ pub fn luma_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
     psnr_planes(&luma(a), &luma(b))
 }
 
-/// PSNR (dB) over all R, G and B values (8-bit scale) of two images of the same size.
+/// PSNR (dB) over all R, G and B values (8-bit scale) of two images of the
+/// same size; float images are compared in the perceptual encoding they are
+/// marked in ([`tattle_core::plane::encode_linear`]), not in linear light.
 pub fn rgb_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
-    let (a, b) = (a.to_rgb32f(), b.to_rgb32f());
+    let levels = |image: &DynamicImage| -> Vec<f32> {
+        let values = image.to_rgb32f().into_raw();
+        match image {
+            DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+                values.into_iter().map(|v| 255.0 * encode_linear(v)).collect()
+            }
+            _ => values.into_iter().map(|v| 255.0 * v).collect(),
+        }
+    };
+    let (a, b) = (levels(a), levels(b));
     let n = a.len().max(1) as f64;
     let mse: f64 = a
         .iter()
         .zip(b.iter())
-        .map(|(x, y)| f64::from((x - y) * 255.0).powi(2))
+        .map(|(x, y)| f64::from(x - y).powi(2))
         .sum::<f64>()
         / n;
     if mse == 0.0 {

@@ -112,7 +112,7 @@ pub fn decode(soft: &[f32]) -> Decoded {
     for (t, (step_soft, step_decisions)) in soft.chunks_exact(3).zip(decisions.iter_mut()).enumerate() {
         let input_allowed = |bit: u32| t < INFO_BITS || bit == 0;
         let mut next = [f32::NEG_INFINITY; STATES];
-        for (state, slot) in next.iter_mut().enumerate() {
+        for (state, (slot, decision)) in next.iter_mut().zip(step_decisions.iter_mut()).enumerate() {
             let bit = (state & 1) as u32;
             if !input_allowed(bit) {
                 continue;
@@ -120,15 +120,16 @@ pub fn decode(soft: &[f32]) -> Decoded {
             for oldest in 0..2u32 {
                 let previous = ((oldest << (MEMORY - 1)) | (state as u32 >> 1)) as usize;
                 let register = (oldest << MEMORY) | state as u32;
-                let branch: f32 = outputs[register as usize]
-                    .iter()
-                    .zip(step_soft)
-                    .map(|(o, s)| o * s)
-                    .sum();
-                let candidate = metric[previous] + branch;
+                let (Some(output), Some(&previous_metric)) =
+                    (outputs.get(register as usize), metric.get(previous))
+                else {
+                    continue;
+                };
+                let branch: f32 = output.iter().zip(step_soft).map(|(o, s)| o * s).sum();
+                let candidate = previous_metric + branch;
                 if candidate > *slot {
                     *slot = candidate;
-                    step_decisions[state] = oldest == 1;
+                    *decision = oldest == 1;
                 }
             }
         }
@@ -137,9 +138,9 @@ pub fn decode(soft: &[f32]) -> Decoded {
     // Trace back from the zero state the tail forces.
     let mut state = 0usize;
     let mut inputs = [false; STEPS];
-    for t in (0..STEPS).rev() {
-        inputs[t] = state & 1 == 1;
-        let oldest = usize::from(decisions[t][state]);
+    for (input, step_decisions) in inputs.iter_mut().zip(&decisions).rev() {
+        *input = state & 1 == 1;
+        let oldest = usize::from(step_decisions.get(state).copied().unwrap_or(false));
         state = (oldest << (MEMORY - 1)) | (state >> 1);
     }
     let mut message = [false; Payload::BITS];

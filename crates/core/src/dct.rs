@@ -39,8 +39,8 @@ fn matrices() -> &'static Matrices {
         }
         let mut inverse = [[0.0f32; BLOCK]; BLOCK];
         for (i, row) in inverse.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = forward[j][i];
+            for (v, forward_row) in row.iter_mut().zip(&forward) {
+                *v = forward_row.get(i).copied().unwrap_or(0.0);
             }
         }
         Matrices { forward, inverse }
@@ -96,10 +96,13 @@ pub fn inverse(coefficients: &Block) -> Block {
 /// [`inverse`] returns for a block that is zero except for a 1 there.
 pub fn basis_pattern(u: usize, v: usize) -> Block {
     let c = &matrices().forward;
+    // Frequencies past the block have no pattern: all zero.
+    let none = [0.0f32; BLOCK];
+    let (vertical, horizontal) = (c.get(u).unwrap_or(&none), c.get(v).unwrap_or(&none));
     let mut out = [0.0f32; BLOCK_AREA];
-    for y in 0..BLOCK {
-        for x in 0..BLOCK {
-            out[y * BLOCK + x] = c[u % BLOCK][y] * c[v % BLOCK][x];
+    for (row, cy) in out.chunks_exact_mut(BLOCK).zip(vertical) {
+        for (o, cx) in row.iter_mut().zip(horizontal) {
+            *o = cy * cx;
         }
     }
     out

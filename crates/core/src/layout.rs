@@ -87,7 +87,9 @@ impl Schedule {
         KeyedStream::from_seed(key.derive(ROLE_CONTEXT, &[])).shuffle(&mut order);
         let mut roles = vec![Role::Pilot; SLOTS];
         for (rank, &slot) in order.iter().enumerate().skip(PILOT_SLOTS) {
-            roles[slot as usize] = Role::Coded(((rank - PILOT_SLOTS) % code::CODED_BITS) as u16);
+            if let Some(role) = roles.get_mut(slot as usize) {
+                *role = Role::Coded(((rank - PILOT_SLOTS) % code::CODED_BITS) as u16);
+            }
         }
         let mut pilot = KeyedStream::from_seed(key.derive(PILOT_CONTEXT, &[]));
         let mut payload = KeyedStream::from_seed(key.derive(PAYLOAD_CONTEXT, &recipient.key_context()));

@@ -80,15 +80,20 @@ impl BlockBands {
                     // Row transforms for the low horizontal frequencies only…
                     let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
                     for (p, row) in partial.iter_mut().zip(rows.iter()) {
-                        let pixels = &row[bx * BLOCK..bx * BLOCK + BLOCK];
+                        let pixels = row.get(bx * BLOCK..bx * BLOCK + BLOCK).unwrap_or(&[]);
                         for (value, basis_row) in p.iter_mut().zip(basis) {
                             *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
                         }
                     }
                     // …then one column transform per band coefficient.
-                    bands.push(
-                        BAND.map(|(u, v, _)| partial.iter().zip(&basis[u]).map(|(p, b)| p[v] * b).sum()),
-                    );
+                    bands.push(BAND.map(|(u, v, _)| {
+                        let column = basis.get(u).map_or(&[][..], |b| &b[..]);
+                        partial
+                            .iter()
+                            .zip(column)
+                            .map(|(p, b)| p.get(v).map_or(0.0, |p| p * b))
+                            .sum()
+                    }));
                 }
                 bands
             })
@@ -103,7 +108,11 @@ impl BlockBands {
                 .bands
                 .iter()
                 .zip(&other.bands)
-                .map(|(a, b)| std::array::from_fn(|k| a[k] + b[k]))
+                .map(|(a, b)| {
+                    let mut sum = *a;
+                    sum.iter_mut().zip(b).for_each(|(s, b)| *s += b);
+                    sum
+                })
                 .collect(),
             blocks_x: self.blocks_x,
         }
@@ -115,11 +124,12 @@ pub fn block_means(plane: &ArrayView2<f32>) -> Vec<f32> {
     let (h, w) = plane.dim();
     let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
     let mut sums = vec![0.0f32; blocks_x * blocks_y];
-    for y in 0..blocks_y * BLOCK {
-        let row = plane.row(y);
-        let out = &mut sums[(y / BLOCK) * blocks_x..(y / BLOCK + 1) * blocks_x];
-        for (bx, o) in out.iter_mut().enumerate() {
-            *o += (0..BLOCK).map(|x| row[bx * BLOCK + x]).sum::<f32>();
+    if blocks_x > 0 {
+        for (y, row) in plane.rows().into_iter().take(blocks_y * BLOCK).enumerate() {
+            let out = sums.chunks_exact_mut(blocks_x).nth(y / BLOCK).unwrap_or_default();
+            for (bx, o) in out.iter_mut().enumerate() {
+                *o += row.iter().skip(bx * BLOCK).take(BLOCK).sum::<f32>();
+            }
         }
     }
     sums.iter_mut().for_each(|s| *s /= (BLOCK * BLOCK) as f32);
@@ -237,7 +247,9 @@ impl Observation {
             let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
             let mean_sq = mean_square(band);
             let first_slot = slot_index(bx + shift.0, by + shift.1, 0);
-            let block_slots = &mut slots[first_slot..first_slot + BAND_LEN];
+            let block_slots = slots
+                .get_mut(first_slot..first_slot + BAND_LEN)
+                .unwrap_or_default();
             for ((slot, c), &(_, _, weight)) in block_slots.iter_mut().zip(band).zip(BAND.iter()) {
                 let robustness = match weighting {
                     // A coefficient's own size enters its weight (a robust,

@@ -30,8 +30,12 @@ pub fn tile_pattern(slot_signs: &[f32]) -> Plane {
                     *b += sign * weight * p;
                 }
             }
-            for (i, v) in block.iter().enumerate() {
-                tile[[by * BLOCK + i / BLOCK, bx * BLOCK + i % BLOCK]] = *v;
+            let mut target = tile.slice_mut(ndarray::s![
+                by * BLOCK..(by + 1) * BLOCK,
+                bx * BLOCK..(bx + 1) * BLOCK
+            ]);
+            for (t, v) in target.iter_mut().zip(&block) {
+                *t = *v;
             }
         }
     }

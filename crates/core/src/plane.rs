@@ -5,7 +5,10 @@
 //! adds the same change to R, G and B, which moves Y by exactly that change
 //! and leaves Cb and Cr (the chroma a JPEG encoder subsamples) untouched;
 //! where a channel would clip, the change is shrunk so that no channel
-//! clips and the hue stays as it was. Alpha is never touched.
+//! clips and the hue stays as it was. Alpha is never touched. Float
+//! (linear, scene-referred) images are marked in a perceptual encoding of
+//! their values ([`encode_linear`]: sRGB up to 1.0, logarithmic above) and
+//! written back linear.
 
 use image::DynamicImage;
 use ndarray::Array2;
@@ -21,55 +24,139 @@ const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 
 /// A sample type of an image buffer, seen in units of 8-bit grey levels.
 trait Sample: Copy {
-    /// Sample units per 8-bit grey level.
-    const PER_LEVEL: f32;
-    /// Largest valid sample value.
-    const MAX: f32;
-    fn to_f32(self) -> f32;
-    fn from_f32(value: f32) -> Self;
+    /// Largest level a sample can hold.
+    const MAX_LEVEL: f32;
+    /// The sample in 8-bit grey levels (perceptually encoded for float samples).
+    fn level(self) -> f32;
+    /// The sample moved by `change` levels (rounded, clamped to the type's range).
+    fn shifted(self, change: f32) -> Self;
 }
 
 impl Sample for u8 {
-    const PER_LEVEL: f32 = 1.0;
-    const MAX: f32 = 255.0;
-    fn to_f32(self) -> f32 {
+    const MAX_LEVEL: f32 = 255.0;
+    fn level(self) -> f32 {
         f32::from(self)
     }
-    fn from_f32(value: f32) -> Self {
-        value.round().clamp(0.0, 255.0) as u8
+    fn shifted(self, change: f32) -> Self {
+        (f32::from(self) + change).round().clamp(0.0, 255.0) as u8
     }
 }
 
 impl Sample for u16 {
-    const PER_LEVEL: f32 = 257.0;
-    const MAX: f32 = 65535.0;
-    fn to_f32(self) -> f32 {
-        f32::from(self)
+    const MAX_LEVEL: f32 = 255.0;
+    fn level(self) -> f32 {
+        f32::from(self) / 257.0
     }
-    fn from_f32(value: f32) -> Self {
-        value.round().clamp(0.0, 65535.0) as u16
+    fn shifted(self, change: f32) -> Self {
+        (f32::from(self) + change * 257.0).round().clamp(0.0, 65535.0) as u16
     }
 }
 
 impl Sample for f32 {
-    const PER_LEVEL: f32 = 1.0 / 255.0;
     // Scene-referred float images have no upper bound.
-    const MAX: f32 = f32::INFINITY;
-    fn to_f32(self) -> f32 {
-        self
+    const MAX_LEVEL: f32 = f32::INFINITY;
+    fn level(self) -> f32 {
+        255.0 * encode_linear(self)
     }
-    fn from_f32(value: f32) -> Self {
-        value.max(0.0)
+    fn shifted(self, change: f32) -> Self {
+        decode_to_linear(encode_linear(self) + change / 255.0)
     }
 }
 
-/// Luma of one pixel's colour samples, in sample units.
+/// Slope of the sRGB transfer function at 1.0, where the extended curve
+/// turns logarithmic.
+const SRGB_SLOPE_AT_ONE: f32 = 1.055 / 2.4;
+
+/// The perceptual encoding float (linear, scene-referred) images are marked
+/// in: the sRGB transfer function up to 1.0 — so that an 8-bit sRGB export
+/// (clamp, then sRGB) carries the mark exactly as it was embedded wherever
+/// it does not clip — continued above 1.0 by a logarithm with the same
+/// value and slope, so that highlights get marks in proportion to how
+/// bright they look rather than to their linear value. Negative values
+/// encode as 0.
+///
+/// ```
+/// use tattle_core::plane::{decode_to_linear, encode_linear};
+/// assert!((encode_linear(0.5) - 0.7354).abs() < 1e-4); // sRGB
+/// assert!((encode_linear(1.0) - 1.0).abs() < 1e-6);
+/// for v in [0.0, 0.001, 0.2, 1.0, 4.0, 300.0] {
+///     assert!((decode_to_linear(encode_linear(v)) - v).abs() <= 1e-5 * v.max(1.0));
+/// }
+/// ```
+pub fn encode_linear(value: f32) -> f32 {
+    if value.is_nan() || value <= 0.0 {
+        0.0
+    } else if value <= 0.003_130_8 {
+        12.92 * value
+    } else if value <= 1.0 {
+        1.055 * value.powf(1.0 / 2.4) - 0.055
+    } else {
+        1.0 + SRGB_SLOPE_AT_ONE * value.ln()
+    }
+}
+
+/// The inverse of [`encode_linear`].
+pub fn decode_to_linear(encoded: f32) -> f32 {
+    if encoded.is_nan() || encoded <= 0.0 {
+        0.0
+    } else if encoded <= 0.040_45 {
+        encoded / 12.92
+    } else if encoded <= 1.0 {
+        ((encoded + 0.055) / 1.055).powf(2.4)
+    } else {
+        ((encoded - 1.0) / SRGB_SLOPE_AT_ONE).exp()
+    }
+}
+
+/// The standard view transform of a float (linear, scene-referred) image:
+/// colour clamped to [0, 1] and sRGB-encoded into 16 bits, alpha kept
+/// linear — what an sRGB export of an EXR holds. Integer images are
+/// returned as they are.
+///
+/// ```
+/// use image::{DynamicImage, Rgba, Rgba32FImage};
+/// let hdr = DynamicImage::ImageRgba32F(Rgba32FImage::from_pixel(2, 2, Rgba([0.5, 4.0, 0.0, 0.25])));
+/// let DynamicImage::ImageRgba16(view) = tattle_core::plane::view_transform(&hdr).into_owned() else { panic!() };
+/// assert_eq!(view.get_pixel(0, 0).0, [48_192, 65_535, 0, 16_384]); // sRGB(0.5) = 0.7354
+/// ```
+pub fn view_transform(image: &DynamicImage) -> std::borrow::Cow<'_, DynamicImage> {
+    let encode = |v: f32| (65535.0 * encode_linear(v.min(1.0))).round().clamp(0.0, 65535.0) as u16;
+    let linear_alpha = |a: f32| (65535.0 * a).round().clamp(0.0, 65535.0) as u16;
+    match image {
+        DynamicImage::ImageRgb32F(b) => std::borrow::Cow::Owned(DynamicImage::ImageRgb16(
+            image::ImageBuffer::from_fn(b.width(), b.height(), |x, y| {
+                image::Rgb(b.get_pixel(x, y).0.map(encode))
+            }),
+        )),
+        DynamicImage::ImageRgba32F(b) => std::borrow::Cow::Owned(DynamicImage::ImageRgba16(
+            image::ImageBuffer::from_fn(b.width(), b.height(), |x, y| {
+                let [r, g, bl, a] = b.get_pixel(x, y).0;
+                image::Rgba([encode(r), encode(g), encode(bl), linear_alpha(a)])
+            }),
+        )),
+        other => std::borrow::Cow::Borrowed(other),
+    }
+}
+
+/// An image as an 8-bit RGB picture for display: [`view_transform`], then
+/// reduced to 8 bits.
+///
+/// ```
+/// use image::{DynamicImage, Rgb, Rgb32FImage};
+/// let hdr = DynamicImage::ImageRgb32F(Rgb32FImage::from_pixel(2, 2, Rgb([0.5, 4.0, 0.0])));
+/// assert_eq!(tattle_core::plane::display_rgb8(&hdr).get_pixel(0, 0).0, [188, 255, 0]);
+/// ```
+pub fn display_rgb8(image: &DynamicImage) -> image::RgbImage {
+    view_transform(image).to_rgb8()
+}
+
+/// Luma of one pixel's colour samples, in levels.
 fn pixel_luma<S: Sample>(pixel: &[S], color: bool) -> f32 {
     match (color, pixel) {
         (true, [r, g, b, ..]) => {
-            LUMA_WEIGHTS[0] * r.to_f32() + LUMA_WEIGHTS[1] * g.to_f32() + LUMA_WEIGHTS[2] * b.to_f32()
+            LUMA_WEIGHTS[0] * r.level() + LUMA_WEIGHTS[1] * g.level() + LUMA_WEIGHTS[2] * b.level()
         }
-        (_, [y, ..]) => y.to_f32(),
+        (_, [y, ..]) => y.level(),
         _ => 0.0,
     }
 }
@@ -77,9 +164,18 @@ fn pixel_luma<S: Sample>(pixel: &[S], color: bool) -> f32 {
 fn luma_of<S: Sample>(samples: &[S], channels: usize, color: bool, width: usize, height: usize) -> Plane {
     let values = samples
         .chunks_exact(channels)
-        .map(|px| pixel_luma(px, color) / S::PER_LEVEL)
+        .map(|px| pixel_luma(px, color))
         .collect();
     Array2::from_shape_vec((height, width), values).unwrap_or_else(|_| Array2::zeros((height, width)))
+}
+
+/// The lowest and highest level of a pixel's colour samples.
+fn level_range<S: Sample>(colour: &[S]) -> (f32, f32) {
+    colour
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.level()), hi.max(s.level()))
+        })
 }
 
 fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &Plane) {
@@ -88,20 +184,20 @@ fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &
         let Some(colour) = px.get_mut(..color_channels) else {
             continue;
         };
-        let (lo, hi) = colour
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
-                (lo.min(s.to_f32()), hi.max(s.to_f32()))
-            });
-        let change = (d * S::PER_LEVEL).clamp(-lo.max(0.0), (S::MAX - hi).max(0.0));
+        let (lo, hi) = level_range(colour);
+        let change = d.clamp(-lo.max(0.0), (S::MAX_LEVEL - hi).max(0.0));
+        if change == 0.0 {
+            continue;
+        }
         for s in colour.iter_mut() {
-            *s = S::from_f32(s.to_f32() + change);
+            *s = s.shifted(change);
         }
     }
 }
 
 /// The luma plane of an image, in 8-bit grey levels (`0.0..=255.0` for
-/// integer images; float images keep their range scaled by 255).
+/// integer images; float images in the levels of [`encode_linear`], which
+/// go past 255 in highlights).
 ///
 /// ```
 /// use image::{DynamicImage, RgbImage, Rgb};
@@ -168,14 +264,9 @@ fn headroom_of<S: Sample>(
         Vec::with_capacity(width * height),
     );
     for px in samples.chunks_exact(channels) {
-        let colour = px.get(..color_channels).unwrap_or(px);
-        let lo = colour.iter().map(|s| s.to_f32()).fold(f32::INFINITY, f32::min);
-        let hi = colour
-            .iter()
-            .map(|s| s.to_f32())
-            .fold(f32::NEG_INFINITY, f32::max);
-        down.push(lo.max(0.0) / S::PER_LEVEL);
-        up.push((S::MAX - hi).max(0.0) / S::PER_LEVEL);
+        let (lo, hi) = level_range(px.get(..color_channels).unwrap_or(px));
+        down.push(lo.max(0.0));
+        up.push((S::MAX_LEVEL - hi).max(0.0));
     }
     let plane = |v: Vec<f32>| {
         Array2::from_shape_vec((height, width), v).unwrap_or_else(|_| Array2::zeros((height, width)))
@@ -261,25 +352,25 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
             if w > span {
                 // Interior: the sum of 2r+1 shifted copies of the row, which
                 // the compiler vectorises.
-                let interior = &mut row_out[radius..w - radius];
+                let interior = row_out.get_mut(radius..w - radius).unwrap_or_default();
                 for offset in 0..span {
-                    for (o, v) in interior.iter_mut().zip(&row_in[offset..]) {
+                    for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
                         *o += v;
                     }
                 }
             }
-            for (x, out) in row_out.iter_mut().enumerate() {
+            for (x, (out, inverse)) in row_out.iter_mut().zip(&inverse_width).enumerate() {
                 if w <= span || x < radius || x >= w - radius {
                     let (lo, hi) = window(x, w);
-                    *out = row_in[lo..hi].iter().sum::<f32>();
+                    *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>();
                 }
-                *out *= inverse_width[x];
+                *out *= inverse;
             }
         });
     let mut out = vec![0.0f32; h * w];
     out.par_chunks_exact_mut(w).enumerate().for_each(|(y, row_out)| {
         let (lo, hi) = window(y, h);
-        for row in horizontal[lo * w..hi * w].chunks_exact(w) {
+        for row in horizontal.get(lo * w..hi * w).unwrap_or_default().chunks_exact(w) {
             for (o, v) in row_out.iter_mut().zip(row) {
                 *o += v;
             }
@@ -293,6 +384,36 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_images_move_by_perceptual_levels() {
+        use image::{Rgb, Rgb32FImage};
+        // A dark grey, a highlight four times diffuse white, and black.
+        let values = [0.2f32, 4.0, 0.0];
+        let mut image =
+            DynamicImage::ImageRgb32F(Rgb32FImage::from_fn(3, 1, |x, _| Rgb([values[x as usize]; 3])));
+        let before = luma(&image);
+        add_luma_delta(
+            &mut image,
+            &Plane::from_shape_vec((1, 3), vec![2.0, 2.0, -2.0]).unwrap(),
+        )
+        .unwrap();
+        let after = luma(&image);
+        // Two levels up in the encoding, whatever the brightness; black cannot go down.
+        assert!((after[[0, 0]] - before[[0, 0]] - 2.0).abs() < 1e-3);
+        assert!((after[[0, 1]] - before[[0, 1]] - 2.0).abs() < 1e-3);
+        assert_eq!(after[[0, 2]], 0.0);
+        let DynamicImage::ImageRgb32F(marked) = &image else {
+            panic!("float in, float out")
+        };
+        // Above 1.0 the encoding is logarithmic: a relative change of 2 / (255 · 1.055 / 2.4).
+        let relative = (marked.get_pixel(1, 0).0[0] - 4.0) / 4.0;
+        assert!((relative - 0.01786).abs() < 2e-4, "{relative}");
+        // In the darks it follows sRGB: about 3.5% here. (Marking linear values by 2/255 would
+        // move the dark grey by 3.9% and the highlight by only 0.2%.)
+        let dark = (marked.get_pixel(0, 0).0[0] - 0.2) / 0.2;
+        assert!(dark > 0.03 && dark < 0.04, "{dark}");
+    }
     use image::{ImageBuffer, Rgb, Rgba};
 
     #[test]

@@ -114,8 +114,9 @@ pub(crate) fn measure(
                 (y0 - ys as isize).rem_euclid(TILE as isize) as usize,
             );
             let observation = Observation::measure_masked(&window(&plane), &window(&weights), sub_origin);
-            let z =
-                normalised_correlation(observation.slots(), schedule.chips(), |i| roles[i] == Role::Pilot);
+            let z = normalised_correlation(observation.slots(), schedule.chips(), |i| {
+                roles.get(i) == Some(&Role::Pilot)
+            });
             tiles.push(z as f32);
         }
     }

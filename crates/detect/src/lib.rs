@@ -46,6 +46,8 @@
 //! below [`DetectOptions::threshold`]; a payload only when, in addition,
 //! its CRC is correct and the payload test alone passes the threshold.
 #![deny(missing_docs)]
+// Every path here is reachable from user input: no index that can panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use image::DynamicImage;
 use serde::Serialize;
@@ -141,12 +143,6 @@ impl DetectOptions {
         let mut unique = recipients.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        if unique.is_empty() {
-            return Err(Error::InvalidParameter {
-                name: "recipients",
-                reason: "a detector needs at least one recipient to read".into(),
-            });
-        }
         let readers: Vec<Reader> = unique
             .into_iter()
             .map(|recipient| Reader {
@@ -155,7 +151,12 @@ impl DetectOptions {
             })
             .collect();
         // Roles and pilot chips are the same for every recipient of a key.
-        let pilot = &readers[0].schedule;
+        let Some(pilot) = readers.first().map(|r| r.schedule.clone()) else {
+            return Err(Error::InvalidParameter {
+                name: "recipients",
+                reason: "a detector needs at least one recipient to read".into(),
+            });
+        };
         let pilot_values: Vec<f32> = pilot
             .roles()
             .iter()
@@ -165,6 +166,7 @@ impl DetectOptions {
         Ok(Detector {
             correlator: Arc::new(sync::PilotCorrelator::new(&tile_pattern(&pilot_values))),
             readers: Arc::new(readers),
+            pilot: Arc::new(pilot),
             options: self.clone(),
         })
     }
@@ -210,6 +212,8 @@ pub struct Detection {
 #[derive(Clone)]
 pub struct Detector {
     readers: Arc<Vec<Reader>>,
+    /// The slot roles and pilot chips, common to every reader.
+    pilot: Arc<Schedule>,
     options: DetectOptions,
     correlator: Arc<sync::PilotCorrelator>,
 }
@@ -276,13 +280,14 @@ impl Detector {
         // pixel-domain correlation, then decode the strongest few. The
         // identity and the lattice estimates try all eight orientations;
         // the brute-force families only the upright one.
+        let probe = sync::Probe::new(&residual, &weights, &self.correlator);
         let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
         for linear in sync::lattices(&residual) {
-            if !linear.is_near_identity() {
+            if !linear.is_near_identity() && probe.lattice_strength(&linear) >= sync::MIN_PROBE_STRENGTH {
                 maps.push((linear, true));
             }
         }
-        for (_, linear) in sync::search_families(&residual, &self.correlator) {
+        for (_, linear) in probe.search_families() {
             maps.push((linear, false));
         }
         let mut canonicals = Vec::new();
@@ -348,7 +353,7 @@ impl Detector {
         let y = observation.slots();
         let pilot = self.pilot_schedule();
         let roles = pilot.roles();
-        let pilot_score = normalised_correlation(y, pilot.chips(), |i| roles[i] == Role::Pilot);
+        let pilot_score = normalised_correlation(y, pilot.chips(), |i| roles.get(i) == Some(&Role::Pilot));
 
         let (pilot_hypotheses, payload_candidates) = if self.options.geometric_search {
             (sync::HYPOTHESES, MAX_CANDIDATES as f64)
@@ -366,7 +371,7 @@ impl Detector {
         for reader in self.readers.iter() {
             let decoded = code::decode(&soft_bits(&reader.schedule, observation));
             let signs = reader.schedule.slot_signs(&decoded.codeword);
-            let score = normalised_correlation(y, &signs, |i| roles[i] != Role::Pilot);
+            let score = normalised_correlation(y, &signs, |i| roles.get(i) != Some(&Role::Pilot));
             if score > best_payload_score {
                 best_payload_score = score;
                 channel_errors = decoded.channel_errors;
@@ -419,8 +424,7 @@ impl Detector {
     }
 
     fn pilot_schedule(&self) -> &Schedule {
-        // `build_for` refuses an empty recipient list.
-        &self.readers[0].schedule
+        &self.pilot
     }
 }
 

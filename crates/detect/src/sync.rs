@@ -19,6 +19,18 @@
 //!    into one 128x128 tile and cross-correlated with the pilot's pixel
 //!    pattern by FFT (rustfft): the peak gives the tile origin to the pixel.
 //!
+//! 3. **Pilot-guided brute force** when the lattice is too faint to see
+//!    (small or busy images, strong downscaling): one-parameter families of
+//!    maps (scale, rotation, aspect) are scanned, each map *probed* by
+//!    folding a region around the image's most textured window through it
+//!    and correlating with the pilot. A probe has a fixed sample budget; it
+//!    samples every canonical pixel, or every second one (against the pilot
+//!    sampled the same way, at each sampling phase) to span more of the
+//!    image, but never further apart than the image's own pixels on a
+//!    downscaled image, where the mark lies in the image's upper
+//!    frequencies. Lattice estimates are probed too before the whole image
+//!    is resampled for them.
+//!
 //! The statistics stay honest: the lattice is chosen from the image alone,
 //! and every (lattice, orientation, shift) the search could pick counts as a
 //! hypothesis in the pilot's false-positive bound (see [`HYPOTHESES`]).
@@ -42,8 +54,18 @@ pub const ORIENTATIONS: usize = 8;
 const SEARCH_STEPS: usize = 600;
 /// Maps tried by refinement around the best coarse result of each family.
 const REFINE_STEPS: usize = 4 * REFINED_PER_FAMILY * 9;
-/// Smallest refined pilot strength for which a family's map is tried on the whole image.
-const FAMILY_MIN_STRENGTH: f32 = 5.5;
+/// Smallest pilot strength, probed on a central region, for which a map is
+/// tried on the whole image.
+pub(crate) const MIN_PROBE_STRENGTH: f32 = 5.5;
+/// Largest canonical plane a map is undone on, in pixels.
+const CANONICAL_MAX_PIXELS: f64 = (1 << 23) as f64;
+/// Samples a side of the probes that decide whether a map is worth the
+/// whole image.
+const PROBE_SIDE: usize = 512;
+/// Samples a side of the probes of the coarse brute-force grids.
+const COARSE_SIDE: usize = 256;
+/// Side of the image window, in pixels, the probes are centred on.
+const FOCUS_WINDOW: usize = 384;
 /// Coarse maxima of each family that are refined.
 const REFINED_PER_FAMILY: usize = 2;
 /// Pilot hypotheses the search may choose from: every tile shift, in every
@@ -227,8 +249,8 @@ pub(crate) fn fold(plane: &Plane) -> Plane {
     let mut tile = Plane::zeros((TILE, TILE));
     for (y, row) in plane.rows().into_iter().enumerate() {
         let mut target = tile.row_mut(y % TILE);
-        for (x, v) in row.iter().enumerate() {
-            target[x % TILE] += v;
+        for chunk in row.axis_chunks_iter(ndarray::Axis(0), TILE) {
+            target.iter_mut().zip(chunk).for_each(|(t, v)| *t += v);
         }
     }
     tile
@@ -266,12 +288,12 @@ impl Fft2 {
         rows.process(data);
         let mut column = vec![Complex32::new(0.0, 0.0); self.height];
         for x in 0..self.width {
-            for (y, c) in column.iter_mut().enumerate() {
-                *c = data[y * self.width + x];
+            for (c, d) in column.iter_mut().zip(data.iter().skip(x).step_by(self.width)) {
+                *c = *d;
             }
             cols.process(&mut column);
-            for (y, c) in column.iter().enumerate() {
-                data[y * self.width + x] = *c;
+            for (c, d) in column.iter().zip(data.iter_mut().skip(x).step_by(self.width)) {
+                *d = *c;
             }
         }
     }
@@ -293,8 +315,28 @@ impl Fft2 {
 
 /// Cross-correlates folded tiles with the pilot's pixel pattern.
 pub(crate) struct PilotCorrelator {
+    /// One correlator per sampling step of [`SAMPLING_STEPS`].
+    by_step: Vec<SampledPilot>,
+}
+
+/// Canonical pixels between the samples of a fold, densest first.
+///
+/// The pilot only has frequencies up to 3/16 cycle per pixel, but a sparse
+/// fold need not keep them apart: it is compared with the pilot sampled at
+/// the same spacing, once per sampling phase, so aliasing folds the pilot
+/// and the fold alike. What the detection statistic depends on is how many
+/// weakly correlated image pixels the fold sums: for the same number of
+/// samples a sparse fold spans a larger part of the image, which counts on
+/// sparse line art, and on a downscaled image (whose pixels are larger than
+/// canonical pixels) it still takes about one sample per image pixel.
+pub(crate) const SAMPLING_STEPS: [usize; 3] = [1, 2, 4];
+
+/// The pilot sampled every `step` pixels, at every sampling phase.
+struct SampledPilot {
+    step: usize,
     fft: Fft2,
-    pilot_conj: Vec<Complex32>,
+    /// Conjugate spectra, indexed by phase `ry * step + rx`.
+    phases: Vec<Vec<Complex32>>,
 }
 
 /// The best tile shift for one orientation and its strength.
@@ -308,41 +350,86 @@ pub(crate) struct ShiftPeak {
 
 impl PilotCorrelator {
     pub fn new(pilot_pattern: &Plane) -> Self {
-        let fft = Fft2::new(TILE, TILE);
-        let pilot_conj = fft.forward(pilot_pattern).iter().map(|c| c.conj()).collect();
-        Self { fft, pilot_conj }
+        let by_step = SAMPLING_STEPS
+            .iter()
+            .map(|&step| {
+                let side = TILE / step;
+                let fft = Fft2::new(side, side);
+                let phases = (0..step * step)
+                    .map(|phase| {
+                        let (rx, ry) = (phase % step, phase / step);
+                        // Sample j of a fold holds canonical pixel step·j; when the tile starts
+                        // at step·d + r that pixel is the pilot's pixel step·(j − d) − r.
+                        let sampled = Plane::from_shape_fn((side, side), |(j, i)| {
+                            pilot_pattern[[(step * j + TILE - ry) % TILE, (step * i + TILE - rx) % TILE]]
+                        });
+                        conjugate_spectrum(&fft, &sampled)
+                    })
+                    .collect();
+                SampledPilot { step, fft, phases }
+            })
+            .collect();
+        Self { by_step }
     }
 
+    /// The best tile shift of a fold of whole 128x128 tiles.
     pub fn best_shift(&self, folded: &Plane) -> ShiftPeak {
-        let spectrum: Vec<Complex32> = self
-            .fft
-            .forward(folded)
-            .iter()
-            .zip(&self.pilot_conj)
-            .map(|(a, b)| a * b)
-            .collect();
-        let surface = self.fft.inverse_real(spectrum);
-        let n = surface.len() as f32;
-        let mean = surface.sum() / n;
-        let variance = surface.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let ((y, x), peak) = surface
-            .indexed_iter()
-            .fold(((0, 0), f32::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            });
-        ShiftPeak {
-            origin: (x, y),
-            strength: if variance > 0.0 {
-                (peak - mean) / variance.sqrt()
-            } else {
-                0.0
-            },
-        }
+        self.best_sampled_shift(folded, 1)
     }
+
+    /// The best tile shift of a fold sampled every `step` pixels (`TILE /
+    /// step` square), over every sampling phase.
+    fn best_sampled_shift(&self, folded: &Plane, step: usize) -> ShiftPeak {
+        let mut best = ShiftPeak {
+            origin: (0, 0),
+            strength: f32::NEG_INFINITY,
+        };
+        let Some(sampled) = self.by_step.iter().find(|s| s.step == step) else {
+            return best;
+        };
+        let spectrum = sampled.fft.forward(folded);
+        for (phase, pilot) in sampled.phases.iter().enumerate() {
+            let ((x, y), strength) = surface_peak(&sampled.fft, &spectrum, pilot);
+            if strength > best.strength {
+                let (rx, ry) = (phase % step, phase / step);
+                best = ShiftPeak {
+                    origin: (step * x + rx, step * y + ry),
+                    strength,
+                };
+            }
+        }
+        best
+    }
+}
+
+fn conjugate_spectrum(fft: &Fft2, plane: &Plane) -> Vec<Complex32> {
+    fft.forward(plane).iter().map(|c| c.conj()).collect()
+}
+
+/// The highest point of the cross-correlation whose spectrum is
+/// `spectrum · pilot_conj`, and its height in standard deviations of the
+/// whole surface.
+fn surface_peak(fft: &Fft2, spectrum: &[Complex32], pilot_conj: &[Complex32]) -> ((usize, usize), f32) {
+    let product = spectrum.iter().zip(pilot_conj).map(|(a, b)| a * b).collect();
+    let surface = fft.inverse_real(product);
+    let n = surface.len() as f32;
+    let mean = surface.sum() / n;
+    let variance = surface.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let ((y, x), peak) = surface
+        .indexed_iter()
+        .fold(((0, 0), f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        });
+    let strength = if variance > 0.0 {
+        (peak - mean) / variance.sqrt()
+    } else {
+        0.0
+    };
+    ((x, y), strength)
 }
 
 /// A one-parameter family of geometric changes searched by brute force.
@@ -396,78 +483,160 @@ impl Family {
     }
 }
 
-/// Strength of the pilot when the central `size`×`size` canonical region is
-/// taken from `residual` through `linear` (canonical → image). The region
-/// is folded as it is sampled, without being stored.
-fn pilot_strength(residual: &Plane, linear: &Linear, size: usize, correlator: &PilotCorrelator) -> ShiftPeak {
-    let (h, w) = residual.dim();
-    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
-    let half = size as f64 / 2.0 - 0.5;
-    let standard = residual.as_standard_layout();
-    let sampler = Sampler::new(&standard);
-    let mut tile = vec![0.0f32; TILE * TILE];
-    let (dx, dy) = (linear.m[0], linear.m[2]);
-    for v in 0..size {
-        // Image position of canonical (0, v), then steps of one canonical pixel along u.
-        let (mut x, mut y) = linear.apply(-half, v as f64 - half);
-        x += cx;
-        y += cy;
-        let row = &mut tile[(v % TILE) * TILE..(v % TILE + 1) * TILE];
-        let (end_x, end_y) = (x + dx * (size - 1) as f64, y + dy * (size - 1) as f64);
+/// Cheap looks at the pilot through a candidate map, on a region around
+/// the image's most textured part, before the whole image is resampled for
+/// the map.
+pub(crate) struct Probe<'a> {
+    residual: &'a Plane,
+    /// The residual without the frequencies above the mark's band, for
+    /// folds that sample it sparsely (so that they alias no noise into it).
+    smooth: Plane,
+    /// Image point the probed regions are centred on.
+    focus: (f64, f64),
+    correlator: &'a PilotCorrelator,
+}
+
+impl<'a> Probe<'a> {
+    /// `weights` is the perceptual mask of the image: the mark is strongest,
+    /// and the pilot easiest to see, where it is high. Choosing the focus
+    /// from the image alone keeps it out of the hypothesis count.
+    pub fn new(residual: &'a Plane, weights: &Plane, correlator: &'a PilotCorrelator) -> Self {
+        Self {
+            residual,
+            smooth: binomial_blur(residual),
+            focus: busiest_window_centre(weights, FOCUS_WINDOW),
+            correlator,
+        }
+    }
+
+    /// The largest square (in canonical pixels, a multiple of 8 between 128
+    /// and `limit`) worth probing under `linear`: as much canonical area as
+    /// the image's shorter side spans.
+    fn fit(&self, linear: &Linear, limit: usize) -> usize {
+        let (h, w) = self.residual.dim();
+        let stretch = linear.m[0]
+            .hypot(linear.m[2])
+            .max(linear.m[1].hypot(linear.m[3]))
+            .max(1e-3);
+        let side = (w.min(h) as f64 / stretch) as usize;
+        (side.min(limit) / 8 * 8).max(128)
+    }
+
+    /// Folds the `size`×`size` canonical region around the focus, taken
+    /// through `linear` (canonical → image) and sampled every `step`
+    /// canonical pixels, into one tile of `TILE / step` samples a side.
+    /// Samples falling outside the image count as zero. The region is
+    /// folded as it is sampled, without being stored.
+    fn fold(&self, linear: &Linear, size: usize, step: usize) -> Plane {
+        let (h, w) = self.residual.dim();
+        let (cx, cy) = self.focus;
+        let half = size as f64 / 2.0 - 0.5;
+        let spacing = step as f64 * linear.determinant().abs().sqrt();
+        let source = if spacing > 1.5 {
+            &self.smooth
+        } else {
+            self.residual
+        };
+        let standard = source.as_standard_layout();
+        let sampler = Sampler::new(&standard);
+        let side = TILE / step;
+        let samples = size.div_ceil(step);
+        let mut tile = vec![0.0f32; side * side];
+        let (dx, dy) = (linear.m[0] * step as f64, linear.m[2] * step as f64);
         let inside = |px: f64, py: f64| px >= 0.0 && py >= 0.0 && px < (w - 1) as f64 && py < (h - 1) as f64;
-        if inside(x, y) && inside(end_x, end_y) {
-            // The row's path is a segment: inside at both ends, inside throughout.
-            let mut remaining = size;
-            while remaining > 0 {
-                let n = remaining.min(TILE);
-                for cell in row.iter_mut().take(n) {
-                    *cell += sampler.sample_inside(x, y);
+        for j in 0..samples {
+            // Image position of canonical (0, step·j), then steps of `step` canonical pixels along u.
+            let (mut x, mut y) = linear.apply(-half, (step * j) as f64 - half);
+            x += cx;
+            y += cy;
+            let Some(row) = tile.chunks_exact_mut(side).nth(j % side) else {
+                continue;
+            };
+            let (end_x, end_y) = (x + dx * (samples - 1) as f64, y + dy * (samples - 1) as f64);
+            if inside(x, y) && inside(end_x, end_y) {
+                // The row's path is a segment: inside at both ends, inside throughout.
+                let mut remaining = samples;
+                while remaining > 0 {
+                    let n = remaining.min(side);
+                    for cell in row.iter_mut().take(n) {
+                        *cell += sampler.sample_inside(x, y);
+                        x += dx;
+                        y += dy;
+                    }
+                    remaining -= n;
+                }
+            } else {
+                for i in 0..samples {
+                    if let (true, Some(cell)) = (inside(x, y), row.get_mut(i % side)) {
+                        *cell += sampler.sample_inside(x, y);
+                    }
                     x += dx;
                     y += dy;
                 }
-                remaining -= n;
-            }
-        } else {
-            for u in 0..size {
-                row[u % TILE] += sampler.sample(x, y);
-                x += dx;
-                y += dy;
             }
         }
+        Plane::from_shape_vec((side, side), tile).unwrap_or_else(|_| Plane::zeros((side, side)))
     }
-    let tile = Plane::from_shape_vec((TILE, TILE), tile).unwrap_or_else(|_| Plane::zeros((TILE, TILE)));
-    correlator.best_shift(&tile)
-}
 
-/// The brute-force searches: for each family, the best map on a coarse
-/// grid over a central region, then refined on a larger region with a
-/// finer grid. Returns the refined maps (not near the identity), strongest
-/// first. Key-dependent (it uses the pilot); every map it can try is
-/// counted in [`HYPOTHESES`].
-pub(crate) fn search_families(residual: &Plane, correlator: &PilotCorrelator) -> Vec<(f32, Linear)> {
-    let (h, w) = residual.dim();
-    let mut found = Vec::new();
-    for family in Family::ALL {
+    /// Pilot strength under `linear` (upright only) with at most
+    /// `samples_per_side`² samples, spread over as much of the image as the
+    /// sampling steps allow.
+    fn strength(&self, linear: &Linear, samples_per_side: usize) -> f32 {
+        let whole = self.fit(linear, usize::MAX);
+        let scale = linear.determinant().abs().sqrt();
+        // On a downscaled image the mark sits in the image's upper
+        // frequencies: samples further apart than an image pixel would lose
+        // it. At full size it is low enough to survive a light blur, and
+        // samples two pixels apart of the blurred residual lose little.
+        let allowed = |step: usize| step <= 2 || step as f64 * scale <= 1.4;
+        let steps = || SAMPLING_STEPS.iter().copied().filter(|&step| allowed(step));
+        let step = steps()
+            .find(|&step| whole <= samples_per_side * step)
+            .or_else(|| steps().next_back())
+            .unwrap_or(1);
+        let size = whole.min(samples_per_side * step);
+        self.correlator
+            .best_sampled_shift(&self.fold(linear, size, step), step)
+            .strength
+    }
+
+    /// The strongest pilot over the eight orientations under `linear`: a
+    /// cheap check of a lattice estimate.
+    pub fn lattice_strength(&self, linear: &Linear) -> f32 {
+        let size = self.fit(linear, PROBE_SIDE);
+        let tile = self.fold(linear, size, 1);
+        Orientation::all()
+            .map(|o| {
+                self.correlator
+                    .best_shift(&o.apply_to_fold(&tile, size, size))
+                    .strength
+            })
+            .fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    /// The brute-force searches: for each family, the best map on a coarse
+    /// grid, then refined on a larger region with a finer grid. Returns the
+    /// refined maps (not near the identity) strong enough to be worth the
+    /// whole image, strongest first. Key-dependent (it uses the pilot);
+    /// every map it can try is counted in [`HYPOTHESES`].
+    pub fn search_families(&self) -> Vec<(f32, Linear)> {
+        let mut found = Vec::new();
+        for family in Family::ALL {
+            if let Some(hit) = self.search_family(family) {
+                found.push(hit);
+            }
+        }
+        found.sort_by(|a, b| b.0.total_cmp(&a.0));
+        found
+    }
+
+    fn search_family(&self, family: Family) -> Option<(f32, Linear)> {
         let (lo, hi, step) = family.range();
-        // The largest central region (in canonical pixels) that the image
-        // covers under a map, between 128 and `limit`.
-        let fit = |linear: &Linear, limit: usize| -> usize {
-            let stretch = linear.m[0]
-                .hypot(linear.m[2])
-                .max(linear.m[1].hypot(linear.m[3]))
-                .max(1e-3);
-            let side = (w.min(h) as f64 / stretch) as usize;
-            (side.min(limit) / 8 * 8).max(128)
-        };
         let steps = ((hi - lo) / step).round() as usize;
         let mut coarse: Vec<(f32, f64)> = (0..=steps)
             .map(|i| {
                 let t = lo + i as f64 * step;
-                let linear = family.linear(t);
-                (
-                    pilot_strength(residual, &linear, fit(&linear, 256), correlator).strength,
-                    t,
-                )
+                (self.strength(&family.linear(t), COARSE_SIDE), t)
             })
             .collect();
         coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -477,24 +646,65 @@ pub(crate) fn search_families(residual: &Plane, correlator: &PilotCorrelator) ->
             .iter()
             .take(REFINED_PER_FAMILY)
             .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * step / 4.0))
-            .map(|t| {
-                let linear = family.linear(t);
-                (
-                    pilot_strength(residual, &linear, fit(&linear, 512), correlator).strength,
-                    t,
-                )
-            })
+            .map(|t| (self.strength(&family.linear(t), PROBE_SIDE), t))
             .fold((f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
         let linear = family.linear(fine.1);
         // Below this the refined peak is within the noise of the search
         // (the null maximum is about 4.5); resampling the whole image for it
         // would cost time and find nothing.
-        if fine.0 >= FAMILY_MIN_STRENGTH && !linear.is_near_identity() {
-            found.push((fine.0, linear));
+        (fine.0 >= MIN_PROBE_STRENGTH && !linear.is_near_identity()).then_some((fine.0, linear))
+    }
+}
+
+/// The plane filtered by the 3x3 binomial kernel (edges repeated).
+fn binomial_blur(plane: &Plane) -> Plane {
+    let (h, w) = plane.dim();
+    let smooth_along = |p: &Plane, axis: usize| -> Plane {
+        let n = if axis == 0 { h } else { w };
+        Plane::from_shape_fn((h, w), |(y, x)| {
+            let at = |i: usize| if axis == 0 { p[[i, x]] } else { p[[y, i]] };
+            let i = if axis == 0 { y } else { x };
+            0.25 * at(i.saturating_sub(1)) + 0.5 * at(i) + 0.25 * at((i + 1).min(n - 1))
+        })
+    };
+    if h == 0 || w == 0 {
+        return plane.clone();
+    }
+    smooth_along(&smooth_along(plane, 1), 0)
+}
+
+/// Centre of the `window`-pixel square (clipped to the plane) with the
+/// largest sum of `weights`, searched on an 8-pixel grid.
+fn busiest_window_centre(weights: &Plane, window: usize) -> (f64, f64) {
+    let (h, w) = weights.dim();
+    let (win_w, win_h) = (window.min(w), window.min(h));
+    let centre = |x: usize, y: usize| ((x + win_w / 2) as f64 - 0.5, (y + win_h / 2) as f64 - 0.5);
+    // Summed-area table with a zero first row and column.
+    let mut table = Array2::<f64>::zeros((h + 1, w + 1));
+    for (y, row) in weights.rows().into_iter().enumerate() {
+        let mut row_sum = 0.0f64;
+        for (x, &v) in row.iter().enumerate() {
+            row_sum += f64::from(v);
+            let above = table.get((y, x + 1)).copied().unwrap_or(0.0);
+            if let Some(t) = table.get_mut((y + 1, x + 1)) {
+                *t = above + row_sum;
+            }
         }
     }
-    found.sort_by(|a, b| b.0.total_cmp(&a.0));
-    found
+    let sum = |x: usize, y: usize| {
+        let at = |xx: usize, yy: usize| table.get((yy, xx)).copied().unwrap_or(0.0);
+        at(x + win_w, y + win_h) - at(x, y + win_h) - at(x + win_w, y) + at(x, y)
+    };
+    let mut best = (f64::NEG_INFINITY, centre((w - win_w) / 2, (h - win_h) / 2));
+    for y in (0..=h - win_h).step_by(8) {
+        for x in (0..=w - win_w).step_by(8) {
+            let total = sum(x, y);
+            if total > best.0 {
+                best = (total, centre(x, y));
+            }
+        }
+    }
+    best.1
 }
 
 /// Estimates the tile lattice of an image from the autocorrelation of its
@@ -524,7 +734,7 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
         .map(|c| Complex32::new(c.norm_sqr(), 0.0))
         .collect();
     let raw = fft.inverse_real(power);
-    let zero = raw[[0, 0]];
+    let zero = raw.get((0, 0)).copied().unwrap_or(0.0);
     // The mark's periodicity gives sharp peaks; image content gives broad
     // hills. Keep what stands above its neighbourhood.
     let acf = &raw - &box_mean(&raw, 3);
@@ -557,7 +767,7 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
                 (i == 0 && j == 0) || {
                     let yy = (y as i64 + j).rem_euclid(ch as i64) as usize;
                     let xx = (x as i64 + i).rem_euclid(cw as i64) as usize;
-                    acf[[yy, xx]] < v
+                    acf.get((yy, xx)).is_some_and(|&n| n < v)
                 }
             })
         });
@@ -771,9 +981,20 @@ impl Canonical {
         let (min_y, max_y) = corners
             .iter()
             .fold((f64::MAX, f64::MIN), |a, c| (a.0.min(c.1), a.1.max(c.1)));
-        let (out_w, out_h) = ((max_x - min_x).round() as usize, (max_y - min_y).round() as usize);
+        let (mut out_w, mut out_h) = ((max_x - min_x).round() as usize, (max_y - min_y).round() as usize);
         if out_w < 8 || out_h < 8 || out_w.saturating_mul(out_h) > 16 * (w * h).max(1) {
             return None;
+        }
+        // A map that enlarges a large image is undone on a central part only:
+        // a few megapixels carry the mark many times over.
+        let area = (out_w * out_h) as f64;
+        let (mut min_x, mut min_y) = (min_x, min_y);
+        if area > CANONICAL_MAX_PIXELS {
+            let shrink = (CANONICAL_MAX_PIXELS / area).sqrt();
+            let (new_w, new_h) = ((out_w as f64 * shrink) as usize, (out_h as f64 * shrink) as usize);
+            min_x += (out_w - new_w) as f64 / 2.0;
+            min_y += (out_h - new_h) as f64 / 2.0;
+            (out_w, out_h) = (new_w, new_h);
         }
         let standard = luma.as_standard_layout();
         let sampler = Sampler::new(&standard);
@@ -783,7 +1004,7 @@ impl Canonical {
             x += centre.0 - 0.5;
             y += centre.1 - 0.5;
             for o in row.iter_mut() {
-                *o = sampler.sample(x, y);
+                *o = sampler.sample_cubic(x, y);
                 x += linear.m[0];
                 y += linear.m[2];
             }
@@ -873,22 +1094,39 @@ impl<'a> Sampler<'a> {
         }
     }
 
-    #[inline]
-    fn sample(&self, x: f64, y: f64) -> f32 {
-        let (w, h) = (self.width, self.height);
-        if self.data.len() != w * h || w == 0 || h == 0 {
+    /// Catmull-Rom interpolation: unlike bilinear, it keeps most of the
+    /// mark's upper band when a downscaled image is enlarged back.
+    fn sample_cubic(&self, x: f64, y: f64) -> f32 {
+        let (w, h) = (self.width as i64, self.height as i64);
+        if self.data.len() != self.width * self.height || w == 0 || h == 0 {
             return 0.0;
         }
-        let x = x.clamp(0.0, (w - 1) as f64);
-        let y = y.clamp(0.0, (h - 1) as f64);
-        let (x0, y0) = (x as usize, y as usize);
-        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-        let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-        let (r0, r1) = (y0 * w, y1 * w);
-        let top = self.data[r0 + x0] + (self.data[r0 + x1] - self.data[r0 + x0]) * tx;
-        let bottom = self.data[r1 + x0] + (self.data[r1 + x1] - self.data[r1 + x0]) * tx;
-        top + (bottom - top) * ty
+        let (fx, fy) = (x.floor(), y.floor());
+        let (wx, wy) = (catmull_rom((x - fx) as f32), catmull_rom((y - fy) as f32));
+        let (x0, y0) = (fx as i64 - 1, fy as i64 - 1);
+        let mut sum = 0.0;
+        for (j, wyj) in wy.iter().enumerate() {
+            let row = (y0 + j as i64).clamp(0, h - 1) as usize * self.width;
+            let mut line = 0.0;
+            for (i, wxi) in wx.iter().enumerate() {
+                let column = (x0 + i as i64).clamp(0, w - 1) as usize;
+                line += wxi * self.data.get(row + column).copied().unwrap_or(0.0);
+            }
+            sum += wyj * line;
+        }
+        sum
     }
+}
+
+/// Weights of the four Catmull-Rom taps around a point `t` ∈ [0, 1) past the second.
+fn catmull_rom(t: f32) -> [f32; 4] {
+    let (t2, t3) = (t * t, t * t * t);
+    [
+        0.5 * (-t3 + 2.0 * t2 - t),
+        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
+        0.5 * (t3 - t2),
+    ]
 }
 
 /// Scale, rotation and mirror of the change that maps the original onto the
@@ -1014,13 +1252,53 @@ mod tests {
     }
 
     #[test]
+    fn sparse_folds_find_the_shift_at_every_phase() {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([9; 32]);
+        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+        let correlator = PilotCorrelator::new(&pattern);
+        for step in SAMPLING_STEPS {
+            for origin in [(0, 0), (41, 10), (3, 126)] {
+                let side = TILE / step;
+                // Canonical pixel step·j of a plane whose tiles start at `origin`.
+                let sparse = Plane::from_shape_fn((side, side), |(j, i)| {
+                    pattern[[
+                        (step * j + TILE - origin.1) % TILE,
+                        (step * i + TILE - origin.0) % TILE,
+                    ]]
+                });
+                let peak = correlator.best_sampled_shift(&sparse, step);
+                assert_eq!(peak.origin, origin, "step {step}");
+                assert!(peak.strength > 10.0, "step {step}: {peak:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_probe_focus_is_the_busiest_window() {
+        let weights = Plane::from_shape_fn((600, 900), |(y, x)| {
+            if (400..520).contains(&y) && (100..260).contains(&x) {
+                1.0
+            } else {
+                0.01
+            }
+        });
+        let (x, y) = busiest_window_centre(&weights, 128);
+        assert!(
+            (150.0..=210.0).contains(&x) && (430.0..=490.0).contains(&y),
+            "{x} {y}"
+        );
+        // Windows larger than the plane are clipped to it.
+        assert_eq!(busiest_window_centre(&Plane::zeros((20, 30)), 128), (14.5, 9.5));
+    }
+
+    #[test]
     fn canonical_resampling_undoes_a_known_scale() {
         let original =
             Plane::from_shape_fn((64, 64), |(y, x)| (x as f32 * 0.3).sin() + (y as f32 * 0.2).cos());
         let standard = original.as_standard_layout();
         let sampler = Sampler::new(&standard);
         let doubled = Plane::from_shape_fn((128, 128), |(y, x)| {
-            sampler.sample(x as f64 / 2.0 - 0.25, y as f64 / 2.0 - 0.25)
+            sampler.sample_cubic(x as f64 / 2.0 - 0.25, y as f64 / 2.0 - 0.25)
         });
         let back = Canonical::resample(
             &doubled,

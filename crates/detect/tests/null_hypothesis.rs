@@ -223,14 +223,21 @@ fn full_search_null_trials(trials: usize) {
     }
     pool.extend(synthetic_images());
     let mut rng = KeyedStream::from_seed([123; 32]);
-    let (mut detections, mut lowest_log10, mut highest_score) = (0usize, 0.0f64, f64::NEG_INFINITY);
-    for trial in 0..trials {
-        let detector = DetectOptions::default().build(&random_key(&mut rng)).unwrap();
-        let d = detector.detect(&pool[trial % pool.len()]).unwrap();
-        detections += usize::from(d.detected || d.payload.is_some());
-        lowest_log10 = lowest_log10.min(d.false_positive_log10);
-        highest_score = highest_score.max(d.score);
-    }
+    let keys: Vec<Key> = (0..trials).map(|_| random_key(&mut rng)).collect();
+    let outcomes: Vec<(bool, f64, f64)> = {
+        use rayon::prelude::*;
+        keys.par_iter()
+            .enumerate()
+            .map(|(trial, key)| {
+                let detector = DetectOptions::default().build(key).unwrap();
+                let d = detector.detect(&pool[trial % pool.len()]).unwrap();
+                (d.detected || d.payload.is_some(), d.false_positive_log10, d.score)
+            })
+            .collect()
+    };
+    let detections = outcomes.iter().filter(|o| o.0).count();
+    let lowest_log10 = outcomes.iter().map(|o| o.1).fold(0.0f64, f64::min);
+    let highest_score = outcomes.iter().map(|o| o.2).fold(f64::NEG_INFINITY, f64::max);
     eprintln!(
         "{trials} full-search null trials: {detections} detections; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}"
     );

@@ -6,6 +6,7 @@ use std::path::Path;
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, ImageReader};
 use sha2::{Digest, Sha256};
+use tattle_core::plane::view_transform;
 
 use crate::error::{Error, Result};
 
@@ -63,6 +64,23 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
 /// [`decode_image`], also returning the ICC colour profile the file
 /// carries, so that a marked copy can keep it.
 pub fn decode_image_with_profile(path: &Path, bytes: &[u8]) -> Result<(DynamicImage, Option<Vec<u8>>)> {
+    decode_image_within(path, bytes, max_pixels())
+}
+
+/// [`decode_image_with_profile`] with an explicit limit in pixels instead
+/// of [`max_pixels`].
+///
+/// ```
+/// use std::path::Path;
+/// let mut png = Vec::new();
+/// image::RgbImage::new(300, 200)
+///     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+///     .unwrap();
+/// let path = Path::new("plate.png");
+/// assert!(tattle_studio::files::decode_image_within(path, &png, 60_000).is_ok());
+/// assert!(tattle_studio::files::decode_image_within(path, &png, 59_999).is_err());
+/// ```
+pub fn decode_image_within(path: &Path, bytes: &[u8], limit: u64) -> Result<(DynamicImage, Option<Vec<u8>>)> {
     let reader = || {
         ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
@@ -79,13 +97,12 @@ pub fn decode_image_with_profile(path: &Path, bytes: &[u8]) -> Result<(DynamicIm
         });
     }
     let (width, height) = reader()?.into_dimensions().map_err(image_error)?;
-    let limit = max_pixels();
     if u64::from(width) * u64::from(height) > limit {
         return Err(Error::Format {
             path: path.to_owned(),
             reason: format!(
                 "image is {width}x{height} pixels, above the limit of {} MP (raise it with TATTLE_MAX_MEGAPIXELS)",
-                limit / 1_000_000
+                limit as f64 / 1e6
             ),
         });
     }
@@ -150,6 +167,10 @@ pub fn encode_with_profile(
     let format = format_for(path)?;
     let mut bytes = Vec::new();
     let mut cursor = std::io::Cursor::new(&mut bytes);
+    // Float images leave OpenEXR through the standard view transform (clamp,
+    // sRGB), as a compositor's sRGB export would, not as scaled linear light.
+    let original = image;
+    let image = &*view_transform(image);
     let result = match format {
         ImageFormat::Jpeg => {
             let eight = if image.color().has_color() {
@@ -163,10 +184,10 @@ pub fn encode_with_profile(
             ))
         }
         ImageFormat::OpenExr => {
-            let float = if image.color().has_alpha() {
-                DynamicImage::ImageRgba32F(image.to_rgba32f())
+            let float = if original.color().has_alpha() {
+                DynamicImage::ImageRgba32F(original.to_rgba32f())
             } else {
-                DynamicImage::ImageRgb32F(image.to_rgb32f())
+                DynamicImage::ImageRgb32F(original.to_rgb32f())
             };
             float.write_to(&mut cursor, format)
         }
@@ -179,13 +200,7 @@ pub fn encode_with_profile(
             eight.write_with_encoder(with_profile(WebPEncoder::new_lossless(&mut cursor), icc))
         }
         _ => {
-            // PNG and TIFF hold 8 and 16 bits; float images go to 16.
-            let image = match image {
-                DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
-                    std::borrow::Cow::Owned(DynamicImage::ImageRgba16(image.to_rgba16()))
-                }
-                _ => std::borrow::Cow::Borrowed(image),
-            };
+            // PNG and TIFF hold 8 and 16 bits; float images arrive as 16 (view-transformed).
             if format == ImageFormat::Png {
                 image.write_with_encoder(with_profile(PngEncoder::new(&mut cursor), icc))
             } else {

@@ -29,10 +29,14 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+// Every path here is reachable from user input: no index that can panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod audit;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ledger;
 pub mod stamp;
 pub mod trace;

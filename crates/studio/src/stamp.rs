@@ -254,9 +254,12 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)
     }
     let mut outputs: Vec<&PathBuf> = jobs.iter().map(|(_, o)| o).collect();
     outputs.sort();
-    if let Some(pair) = outputs.windows(2).find(|w| w[0] == w[1]) {
+    if let Some(duplicate) = outputs.windows(2).find_map(|w| match w {
+        [a, b] if a == b => Some(*a),
+        _ => None,
+    }) {
         return Err(Error::Format {
-            path: pair[0].clone(),
+            path: duplicate.clone(),
             reason: "two inputs would be stamped to this same output; stamp them separately".into(),
         });
     }
