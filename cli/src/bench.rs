@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
-use tattle_attacks::{metrics, Attack, SUITE};
+use tattle_attacks::{metrics, Chain, SUITE};
 use tattle_core::code::CODED_BITS;
 use tattle_core::plane::luma;
 use tattle_core::{Key, Payload};
@@ -23,7 +23,7 @@ pub struct BenchArgs {
     /// Folder of images to mark and attack.
     #[arg(long, default_value = "samples")]
     images: PathBuf,
-    /// Comma-separated attack names (default: the whole suite; `list` prints them).
+    /// Comma-separated attack names, each a single attack or a chain joined by `+` (`rotate+5+jpeg-75`); default: the whole suite; `list` prints them.
     #[arg(long, value_delimiter = ',')]
     attacks: Option<Vec<String>>,
     /// Print JSON Lines (one object per image, then a summary) instead of tables.
@@ -40,7 +40,7 @@ pub struct BenchArgs {
 /// How one attack went on one image.
 #[derive(Clone, Debug, Serialize)]
 struct Outcome {
-    attack: &'static str,
+    attack: String,
     detected: bool,
     exact: bool,
     raw_bit_errors: usize,
@@ -170,15 +170,18 @@ fn image_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-fn select_attacks(names: &Option<Vec<String>>) -> Result<Vec<&'static Attack>> {
+fn select_attacks(names: &Option<Vec<String>>) -> Result<Vec<Chain>> {
     match names {
-        None => Ok(SUITE.iter().collect()),
+        None => Ok(SUITE.iter().map(Chain::from).collect()),
         Some(names) => names
             .iter()
             .map(|n| {
-                tattle_attacks::find(n.trim()).with_context(|| {
+                Chain::parse(n.trim()).with_context(|| {
                     let known: Vec<_> = SUITE.iter().map(|a| a.name).collect();
-                    format!("unknown attack {n:?}; known attacks: {}", known.join(", "))
+                    format!(
+                        "unknown attack {n:?}; known attacks (chain them with +): {}",
+                        known.join(", ")
+                    )
                 })
             })
             .collect(),
@@ -195,7 +198,7 @@ fn bench_image(
     rig: &Rig,
     path: &Path,
     index: usize,
-    attacks: &[&'static Attack],
+    attacks: &[Chain],
     bar: &ProgressBar,
 ) -> Result<ImageReport> {
     let original = files::load_image(path)?;
@@ -212,13 +215,14 @@ fn bench_image(
         .enumerate()
         .map(|(a, attack)| {
             let seed = (index * 1000 + a) as u64;
-            let attacked = (attack.apply)(&marked, seed)
-                .with_context(|| format!("{}: {}", path.display(), attack.name))?;
+            let attacked = attack
+                .apply(&marked, seed)
+                .with_context(|| format!("{}: {}", path.display(), attack.name()))?;
             let attacked_luma = luma(&attacked);
             let (found, observation) = rig.detect.examine(&attacked_luma);
-            let unmarked = (attack.apply)(&original, seed)?;
+            let unmarked = attack.apply(&original, seed)?;
             let outcome = Outcome {
-                attack: attack.name,
+                attack: attack.name().to_owned(),
                 detected: found.detected,
                 exact: found.payload == Some(payload),
                 raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
@@ -315,7 +319,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn new(reports: &[ImageReport], attacks: &[&'static Attack], wall_seconds: f64) -> Self {
+    fn new(reports: &[ImageReport], attacks: &[Chain], wall_seconds: f64) -> Self {
         let rows = attacks
             .iter()
             .map(|a| {
@@ -323,11 +327,11 @@ impl Summary {
                 for o in reports
                     .iter()
                     .flat_map(|r| r.outcomes.iter())
-                    .filter(|o| o.attack == a.name)
+                    .filter(|o| o.attack == a.name())
                 {
                     t.add(o);
                 }
-                (a.name.to_owned(), t)
+                (a.name().to_owned(), t)
             })
             .collect();
         let field = |f: fn(&ImageReport) -> f64| reports.iter().map(f).collect::<Vec<_>>();
@@ -407,7 +411,7 @@ mod tests {
 
     fn outcome(exact: bool, detected: bool, errors: usize, fp: bool) -> Outcome {
         Outcome {
-            attack: "x",
+            attack: "x".to_owned(),
             detected,
             exact,
             raw_bit_errors: errors,

@@ -84,6 +84,81 @@ pub fn find(name: &str) -> Option<&'static Attack> {
     SUITE.iter().find(|a| a.name == name)
 }
 
+/// Attacks applied one after the other, named by joining their names with
+/// `+` (`rotate+5+jpeg-75`: rotate by 5°, then JPEG 75). A single attack is
+/// a chain of one.
+///
+/// ```
+/// use image::{DynamicImage, RgbImage};
+/// use tattle_attacks::Chain;
+/// let chain = Chain::parse("scale-0.5-bicubic+jpeg-75").unwrap();
+/// assert_eq!(chain.len(), 2);
+/// let out = chain.apply(&DynamicImage::ImageRgb8(RgbImage::new(64, 48)), 1).unwrap();
+/// assert_eq!((out.width(), out.height()), (32, 24));
+/// assert!(Chain::parse("rotate+5").is_some_and(|c| c.len() == 1));
+/// assert!(Chain::parse("rotate+7").is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Chain {
+    name: String,
+    steps: Vec<&'static Attack>,
+}
+
+impl Chain {
+    /// Parses a chain. Attack names may themselves contain `+` (`rotate+5`),
+    /// so the longest known name is taken at each step.
+    pub fn parse(name: &str) -> Option<Self> {
+        let mut steps = Vec::new();
+        let mut rest = name;
+        while !rest.is_empty() {
+            let step = SUITE
+                .iter()
+                .filter(|a| rest == a.name || rest.strip_prefix(a.name).is_some_and(|r| r.starts_with('+')))
+                .max_by_key(|a| a.name.len())?;
+            steps.push(step);
+            rest = rest.get(step.name.len()..).unwrap_or("");
+            rest = rest.strip_prefix('+').unwrap_or(rest);
+        }
+        (!steps.is_empty()).then(|| Self {
+            name: name.to_owned(),
+            steps,
+        })
+    }
+
+    /// The chain's name, as parsed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many attacks the chain applies.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// True for a chain of no attacks (never produced by [`Chain::parse`]).
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Applies every attack in turn; each step gets its own seed derived from `seed`.
+    pub fn apply(&self, image: &DynamicImage, seed: u64) -> AttackResult {
+        let mut current = image.clone();
+        for (i, step) in self.steps.iter().enumerate() {
+            current = (step.apply)(&current, seed.wrapping_add(i as u64))?;
+        }
+        Ok(current)
+    }
+}
+
+impl From<&'static Attack> for Chain {
+    fn from(attack: &'static Attack) -> Self {
+        Self {
+            name: attack.name.to_owned(),
+            steps: vec![attack],
+        }
+    }
+}
+
 macro_rules! attack {
     ($name:literal, $family:ident, $f:expr) => {
         Attack {

@@ -164,19 +164,16 @@ impl Embedder {
         // Fit the mark to the distortion budget: shrink it when it exceeds
         // the PSNR floor; when an image has little texture, let the texture
         // it has carry up to MAX_BOOST times more, within the same budget.
-        let plain = spread(&mask, &tile_pattern(&signs), amplitude);
-        let plain_mse = mean_square(&plain);
+        // One image-sized buffer for the mark, rewritten in place by every
+        // round below: fewer planes alive at once, no fresh pages to fault in.
+        let mut delta = Plane::zeros(luma.dim());
+        spread_into(&mut delta, &mask, &tile_pattern(&signs), amplitude);
+        let plain_mse = mean_square(&delta);
         if plain_mse <= 0.0 {
-            return Ok(plain);
+            return Ok(delta);
         }
         let amplitude = amplitude * (budget / plain_mse).sqrt().min(MAX_BOOST);
-        // Where a pixel would clip, only the part of the change that fits
-        // survives; the refinement below sees exactly that.
-        let clip = |mut delta: Plane| {
-            headroom.clamp(&mut delta);
-            delta
-        };
-        let mut delta = spread(&mask, &tile_pattern(&signs), amplitude);
+        spread_into(&mut delta, &mask, &tile_pattern(&signs), amplitude);
         if self.options.host_cancellation > 0.0 {
             let groups = Groups::new(&self.schedule, &signs);
             // The host is transformed once; by linearity the marked image's
@@ -201,7 +198,10 @@ impl Embedder {
             // mark moves local contrast by a few percent at most.
             for round in 0..=REFINEMENT_ROUNDS {
                 let values: Vec<f32> = groups.spread(&signs, &factors);
-                delta = clip(spread(&mask, &tile_pattern(&values), amplitude));
+                spread_into(&mut delta, &mask, &tile_pattern(&values), amplitude);
+                // Where a pixel would clip, only the part of the change that
+                // fits survives; the next round sees exactly that.
+                headroom.clamp(&mut delta);
                 if round == REFINEMENT_ROUNDS {
                     break;
                 }
@@ -285,25 +285,27 @@ pub const MAX_BOOST: f32 = 3.0;
 /// Smallest and largest amplitude factor informed embedding gives a coded bit.
 pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 
-/// `amplitude × mask × tile`, the tile repeated over the plane.
-fn spread(mask: &Plane, tile: &Plane, amplitude: f32) -> Plane {
-    let mut out = mask.as_standard_layout().into_owned();
+/// Writes `amplitude × mask × tile` into `out`, the tile repeated over the plane.
+fn spread_into(out: &mut Plane, mask: &Plane, tile: &Plane, amplitude: f32) {
     let tile = tile.as_standard_layout();
     out.axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
+        .zip(mask.axis_iter(ndarray::Axis(0)))
         .enumerate()
-        .for_each(|(y, mut row)| {
+        .for_each(|(y, (mut row, mask_row))| {
             let tile_row = tile.row(y % TILE);
             let (Some(row), Some(tile_row)) = (row.as_slice_mut(), tile_row.to_slice()) else {
                 return;
             };
-            for chunk in row.chunks_mut(TILE) {
-                for (d, t) in chunk.iter_mut().zip(tile_row) {
-                    *d *= amplitude * t;
+            for (chunk, mask_chunk) in row
+                .chunks_mut(TILE)
+                .zip(mask_row.axis_chunks_iter(ndarray::Axis(0), TILE))
+            {
+                for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
+                    *d = m * (amplitude * t);
                 }
             }
         });
-    out
 }
 
 fn check_size(width: u32, height: u32) -> Result<()> {
