@@ -24,7 +24,7 @@
 //! from the image it is given and weigh each block by how much mark it can
 //! hold.
 
-use crate::plane::{box_mean, Plane};
+use crate::plane::{box_mean, box_mean_of, Plane};
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
 /// development corpus for invisibility at the default strength.
@@ -89,8 +89,7 @@ impl LocalStats {
         let mean = box_mean(luma, radius);
         // Variance is shift-invariant; centring on mid grey keeps the
         // squares small, so E[x²] − E[x]² loses less to rounding.
-        let squares = ndarray::Zip::from(luma).par_map_collect(|&v| (v - MID_GREY) * (v - MID_GREY));
-        let mut variance = box_mean(&squares, radius);
+        let mut variance = box_mean_of(luma, radius, |v| (v - MID_GREY) * (v - MID_GREY));
         ndarray::Zip::from(&mut variance)
             .and(&mean)
             .par_for_each(|v, &mu| {

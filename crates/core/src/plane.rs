@@ -330,9 +330,21 @@ pub fn add_luma_delta(image: &mut DynamicImage, delta: &Plane) -> Result<()> {
 /// radii of the perceptual model (2–3), where it beats running sums and
 /// has no drift along long rows.
 pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
+    box_mean_of(plane, radius, |v| v)
+}
+
+/// Output rows per band of [`box_mean_of`]: each band sums its own rows'
+/// horizontal windows, so no image-sized intermediate plane is needed.
+const BOX_BAND_ROWS: usize = 32;
+
+/// [`box_mean`] of `f` applied to every value of `plane`, without storing
+/// the mapped plane or the horizontal sums: rows are processed in bands
+/// of [`BOX_BAND_ROWS`] (plus the window's margin), in parallel. Same
+/// arithmetic, in the same order, as a whole-plane pass.
+pub fn box_mean_of(plane: &Plane, radius: usize, f: impl Fn(f32) -> f32 + Sync) -> Plane {
     let (h, w) = plane.dim();
     if h == 0 || w == 0 {
-        return plane.clone();
+        return plane.mapv(&f);
     }
     let src = plane.as_standard_layout();
     let data = src.as_slice().unwrap_or(&[]);
@@ -343,47 +355,84 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
             1.0 / (hi - lo) as f32
         })
         .collect();
-    let mut horizontal = vec![0.0f32; h * w];
     let span = 2 * radius + 1;
-    horizontal
-        .par_chunks_exact_mut(w)
-        .zip(data.par_chunks_exact(w))
-        .for_each(|(row_out, row_in)| {
-            if w > span {
-                // Interior: the sum of 2r+1 shifted copies of the row, which
-                // the compiler vectorises.
-                let interior = row_out.get_mut(radius..w - radius).unwrap_or_default();
-                for offset in 0..span {
-                    for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
+    let horizontal_row = |row_in: &[f32], row_out: &mut [f32]| {
+        if w > span {
+            // Interior: the sum of 2r+1 shifted copies of the row, which
+            // the compiler vectorises.
+            let interior = row_out.get_mut(radius..w - radius).unwrap_or_default();
+            for offset in 0..span {
+                for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
+                    *o += v;
+                }
+            }
+        }
+        for (x, (out, inverse)) in row_out.iter_mut().zip(&inverse_width).enumerate() {
+            if w <= span || x < radius || x >= w - radius {
+                let (lo, hi) = window(x, w);
+                *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>();
+            }
+            *out *= inverse;
+        }
+    };
+    let mut out = vec![0.0f32; h * w];
+    out.par_chunks_mut(BOX_BAND_ROWS * w)
+        .enumerate()
+        .for_each(|(band, band_out)| {
+            let first = band * BOX_BAND_ROWS;
+            let last = first + band_out.len() / w;
+            // Horizontal sums of every input row the band's windows reach.
+            let (reach_lo, reach_hi) = (first.saturating_sub(radius), (last + radius).min(h));
+            let mut horizontal = vec![0.0f32; (reach_hi - reach_lo) * w];
+            let mut mapped = vec![0.0f32; w];
+            let rows_in = data.chunks_exact(w).skip(reach_lo);
+            for (row_out, row_in) in horizontal.chunks_exact_mut(w).zip(rows_in) {
+                for (m, v) in mapped.iter_mut().zip(row_in) {
+                    *m = f(*v);
+                }
+                horizontal_row(&mapped, row_out);
+            }
+            for (y, row_out) in (first..last).zip(band_out.chunks_exact_mut(w)) {
+                let (lo, hi) = window(y, h);
+                let rows = horizontal
+                    .get((lo - reach_lo) * w..(hi - reach_lo) * w)
+                    .unwrap_or_default();
+                for row in rows.chunks_exact(w) {
+                    for (o, v) in row_out.iter_mut().zip(row) {
                         *o += v;
                     }
                 }
-            }
-            for (x, (out, inverse)) in row_out.iter_mut().zip(&inverse_width).enumerate() {
-                if w <= span || x < radius || x >= w - radius {
-                    let (lo, hi) = window(x, w);
-                    *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>();
-                }
-                *out *= inverse;
+                let inverse_height = 1.0 / (hi - lo) as f32;
+                row_out.iter_mut().for_each(|o| *o *= inverse_height);
             }
         });
-    let mut out = vec![0.0f32; h * w];
-    out.par_chunks_exact_mut(w).enumerate().for_each(|(y, row_out)| {
-        let (lo, hi) = window(y, h);
-        for row in horizontal.get(lo * w..hi * w).unwrap_or_default().chunks_exact(w) {
-            for (o, v) in row_out.iter_mut().zip(row) {
-                *o += v;
-            }
-        }
-        let inverse_height = 1.0 / (hi - lo) as f32;
-        row_out.iter_mut().for_each(|o| *o *= inverse_height);
-    });
     Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::zeros((h, w)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn banded_box_means_equal_the_plain_sums() {
+        // Taller than several bands, odd sizes, a radius reaching across band edges.
+        let p = Plane::from_shape_fn((101, 37), |(y, x)| ((y * 31 + x * 17) % 23) as f32 - 7.5);
+        for radius in [0, 1, 3] {
+            let mapped = box_mean_of(&p, radius, |v| v * v);
+            for ((y, x), &m) in mapped.indexed_iter() {
+                let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(101));
+                let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(37));
+                let window = p.slice(ndarray::s![y0..y1, x0..x1]);
+                let expected = window.iter().map(|v| v * v).sum::<f32>() / window.len() as f32;
+                assert!(
+                    (m - expected).abs() <= 1e-4 * expected.max(1.0),
+                    "{radius} {y} {x}: {m} {expected}"
+                );
+            }
+            // The identity map is `box_mean`, bit for bit.
+            assert_eq!(box_mean_of(&p, radius, |v| v), box_mean(&p, radius));
+        }
+    }
 
     #[test]
     fn float_images_move_by_perceptual_levels() {

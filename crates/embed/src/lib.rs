@@ -126,7 +126,7 @@ impl Embedder {
     /// depth and alpha are kept.
     pub fn embed(&self, image: &DynamicImage, payload: Payload) -> Result<DynamicImage> {
         check_size(image.width(), image.height())?;
-        let delta = self.delta(&luma(image), &headroom(image), payload)?;
+        let delta = self.delta(&luma(image), || headroom(image), payload)?;
         let mut out = image.clone();
         add_luma_delta(&mut out, &delta)?;
         Ok(out)
@@ -143,20 +143,16 @@ impl Embedder {
     /// per coded bit). Bits the image already favours get less energy, bits
     /// it works against get more, within [`FACTOR_RANGE`].
     pub fn luma_delta(&self, luma: &Plane, payload: Payload) -> Result<Plane> {
-        self.delta(luma, &Headroom::of_luma(luma), payload)
+        self.delta(luma, || Headroom::of_luma(luma), payload)
     }
 
     /// The luma change for a plane whose pixels can move by at most
-    /// `headroom` grey levels before clipping.
-    fn delta(&self, luma: &Plane, headroom: &Headroom, payload: Payload) -> Result<Plane> {
+    /// `headroom()` grey levels before clipping. The headroom is only built
+    /// once the perceptual mask is done: two image-sized planes fewer at the
+    /// memory peak.
+    fn delta(&self, luma: &Plane, headroom: impl FnOnce() -> Headroom, payload: Payload) -> Result<Plane> {
         let (h, w) = luma.dim();
         check_size(w as u32, h as u32)?;
-        if headroom.down.dim() != luma.dim() || headroom.up.dim() != luma.dim() {
-            return Err(Error::BufferSize {
-                expected: luma.len(),
-                actual: headroom.down.len(),
-            });
-        }
         let signs = self.schedule.slot_signs(&code::encode(payload));
         let amplitude = BASE_AMPLITUDE * self.options.strength;
         let mask = perceptual_mask(luma, &self.options.mask);
@@ -173,6 +169,13 @@ impl Embedder {
             return Ok(delta);
         }
         let amplitude = amplitude * (budget / plain_mse).sqrt().min(MAX_BOOST);
+        let headroom = headroom();
+        if headroom.down.dim() != luma.dim() || headroom.up.dim() != luma.dim() {
+            return Err(Error::BufferSize {
+                expected: luma.len(),
+                actual: headroom.down.len(),
+            });
+        }
         spread_into(&mut delta, &mask, &tile_pattern(&signs), amplitude);
         if self.options.host_cancellation > 0.0 {
             let groups = Groups::new(&self.schedule, &signs);
