@@ -339,8 +339,15 @@ const BOX_BAND_ROWS: usize = 32;
 
 /// [`box_mean`] of `f` applied to every value of `plane`, without storing
 /// the mapped plane or the horizontal sums: rows are processed in bands
-/// of [`BOX_BAND_ROWS`] (plus the window's margin), in parallel. Same
-/// arithmetic, in the same order, as a whole-plane pass.
+/// of 32 (plus the window's margin), in parallel. Same arithmetic, in the
+/// same order, as a whole-plane pass.
+///
+/// ```
+/// use tattle_core::plane::{box_mean, box_mean_of, Plane};
+/// let p = Plane::from_shape_fn((40, 9), |(y, x)| (y + 2 * x) as f32);
+/// let squares = p.mapv(|v| v * v);
+/// assert_eq!(box_mean_of(&p, 2, |v| v * v), box_mean(&squares, 2));
+/// ```
 pub fn box_mean_of(plane: &Plane, radius: usize, f: impl Fn(f32) -> f32 + Sync) -> Plane {
     let (h, w) = plane.dim();
     if h == 0 || w == 0 {
