@@ -329,7 +329,7 @@ pub(crate) struct PilotCorrelator {
 /// samples a sparse fold spans a larger part of the image, which counts on
 /// sparse line art, and on a downscaled image (whose pixels are larger than
 /// canonical pixels) it still takes about one sample per image pixel.
-pub(crate) const SAMPLING_STEPS: [usize; 3] = [1, 2, 4];
+pub(crate) const SAMPLING_STEPS: [usize; 2] = [1, 2];
 
 /// The pilot sampled every `step` pixels, at every sampling phase.
 struct SampledPilot {
@@ -489,8 +489,9 @@ impl Family {
 pub(crate) struct Probe<'a> {
     residual: &'a Plane,
     /// The residual without the frequencies above the mark's band, for
-    /// folds that sample it sparsely (so that they alias no noise into it).
-    smooth: Plane,
+    /// folds that sample it sparsely (so that they alias no noise into it);
+    /// built the first time such a fold needs it.
+    smooth: std::cell::OnceCell<Plane>,
     /// Image point the probed regions are centred on.
     focus: (f64, f64),
     correlator: &'a PilotCorrelator,
@@ -503,7 +504,7 @@ impl<'a> Probe<'a> {
     pub fn new(residual: &'a Plane, weights: &Plane, correlator: &'a PilotCorrelator) -> Self {
         Self {
             residual,
-            smooth: binomial_blur(residual),
+            smooth: std::cell::OnceCell::new(),
             focus: busiest_window_centre(weights, FOCUS_WINDOW),
             correlator,
         }
@@ -533,7 +534,7 @@ impl<'a> Probe<'a> {
         let half = size as f64 / 2.0 - 0.5;
         let spacing = step as f64 * linear.determinant().abs().sqrt();
         let source = if spacing > 1.5 {
-            &self.smooth
+            self.smooth.get_or_init(|| binomial_blur(self.residual))
         } else {
             self.residual
         };
@@ -579,21 +580,13 @@ impl<'a> Probe<'a> {
     }
 
     /// Pilot strength under `linear` (upright only) with at most
-    /// `samples_per_side`² samples, spread over as much of the image as the
-    /// sampling steps allow.
+    /// `samples_per_side`² samples: every canonical pixel when that covers
+    /// the image, every second one otherwise, to span more of it. (Sparser
+    /// folds would sample a downscaled image — the search reaches ×0.45 —
+    /// further apart than its pixels, where the mark then lies.)
     fn strength(&self, linear: &Linear, samples_per_side: usize) -> f32 {
         let whole = self.fit(linear, usize::MAX);
-        let scale = linear.determinant().abs().sqrt();
-        // On a downscaled image the mark sits in the image's upper
-        // frequencies: samples further apart than an image pixel would lose
-        // it. At full size it is low enough to survive a light blur, and
-        // samples two pixels apart of the blurred residual lose little.
-        let allowed = |step: usize| step <= 2 || step as f64 * scale <= 1.4;
-        let steps = || SAMPLING_STEPS.iter().copied().filter(|&step| allowed(step));
-        let step = steps()
-            .find(|&step| whole <= samples_per_side * step)
-            .or_else(|| steps().next_back())
-            .unwrap_or(1);
+        let step = if whole <= samples_per_side { 1 } else { 2 };
         let size = whole.min(samples_per_side * step);
         self.correlator
             .best_sampled_shift(&self.fold(linear, size, step), step)
