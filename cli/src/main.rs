@@ -205,14 +205,15 @@ fn embed(
             output.display()
         );
     }
-    let (image, icc) = files::decode_image_with_profile(input, &files::read(input)?)?;
-    let marked = embedder
-        .embed(&image, payload)
+    let (mut image, icc) = files::decode_image_with_profile(input, &files::read(input)?)?;
+    // Marked where it lies: a frame is never held twice.
+    embedder
+        .embed_in_place(&mut image, payload)
         .with_context(|| format!("cannot mark {}", input.display()))?;
     // The colour profile travels with the pixels it describes.
     files::write_atomic(
         output,
-        &files::encode_with_profile(&marked, output, quality, icc.as_deref())?,
+        &files::encode_with_profile(&image, output, quality, icc.as_deref())?,
     )?;
     Ok(ExitCode::SUCCESS)
 }

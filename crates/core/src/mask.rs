@@ -24,7 +24,9 @@
 //! from the image it is given and weigh each block by how much mark it can
 //! hold.
 
-use crate::plane::{box_mean, box_mean_of, Plane};
+use rayon::prelude::*;
+
+use crate::plane::{box_mean, box_mean_of, copy_rows, BoxFilter, Plane, BAND_ROWS};
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
 /// development corpus for invisibility at the default strength.
@@ -67,11 +69,74 @@ impl Default for MaskParams {
 /// assert!(perceptual_mask(&busy, &MaskParams::default())[[8, 8]] > 1.0);
 /// ```
 pub fn perceptual_mask(luma: &Plane, params: &MaskParams) -> Plane {
-    perceptual_mask_from(
-        &LocalStats::of(luma, params.radius),
-        estimate_noise_sigma(luma),
+    let (h, w) = luma.dim();
+    let luma = luma.as_standard_layout();
+    let values = luma.as_slice().unwrap_or_default();
+    perceptual_mask_of_rows(
+        w,
+        h,
+        |first_row, out| copy_rows(values, w, first_row, out),
         params,
     )
+}
+
+/// [`perceptual_mask`] of a `width` x `height` luma plane that is never
+/// stored whole: `luma_rows(first_row, out)` writes its rows from
+/// `first_row` on into `out` (whole rows). Bands of rows run in parallel;
+/// the result is the same, bit for bit, as from the stored plane.
+///
+/// ```
+/// use tattle_core::{mask::{perceptual_mask, perceptual_mask_of_rows, MaskParams}, plane::Plane};
+/// let luma = Plane::from_shape_fn((70, 50), |(y, x)| ((x * 7 + y * 3) % 40) as f32 + 100.0);
+/// let values = luma.as_slice().unwrap();
+/// let streamed = perceptual_mask_of_rows(50, 70, |first, out| {
+///     out.copy_from_slice(&values[first * 50..first * 50 + out.len()])
+/// }, &MaskParams::default());
+/// assert_eq!(streamed, perceptual_mask(&luma, &MaskParams::default()));
+/// ```
+pub fn perceptual_mask_of_rows(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+) -> Plane {
+    let model = MaskModel::new(estimate_noise_sigma_of_rows(width, height, &luma_rows), params);
+    let mut mask = Plane::zeros((height, width));
+    let Some(values) = mask.as_slice_mut().filter(|v| !v.is_empty()) else {
+        return mask;
+    };
+    let filter = BoxFilter::new(width, height, params.radius);
+    values
+        .par_chunks_mut(BAND_ROWS * width)
+        .enumerate()
+        .for_each_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(luma, mean, scratch), (band, out)| {
+                let first = band * BAND_ROWS;
+                let (lo, hi) = filter.reach(first, out.len() / width);
+                luma.resize((hi - lo) * width, 0.0);
+                luma_rows(lo, luma);
+                mean.resize(out.len(), 0.0);
+                filter.band(luma, first, mean, |v| v, scratch);
+                // Variance is shift-invariant; centring on mid grey keeps
+                // the squares small, so E[x²] − E[x]² loses less to rounding.
+                filter.band(luma, first, out, centred_square, scratch);
+                for (m, &mu) in out.iter_mut().zip(mean.iter()) {
+                    *m = model.at(variance_from(*m, mu), mu);
+                }
+            },
+        );
+    mask
+}
+
+fn centred_square(v: f32) -> f32 {
+    (v - MID_GREY) * (v - MID_GREY)
+}
+
+/// The local variance from the local means of the centred square and of the value.
+fn variance_from(mean_centred_square: f32, mean: f32) -> f32 {
+    let centred = mean - MID_GREY;
+    (mean_centred_square - centred * centred).max(0.0)
 }
 
 /// Local mean and variance of a plane over a `(2r+1)²` window.
@@ -87,15 +152,10 @@ impl LocalStats {
     /// The statistics of `luma` over windows of radius `radius`.
     pub fn of(luma: &Plane, radius: usize) -> Self {
         let mean = box_mean(luma, radius);
-        // Variance is shift-invariant; centring on mid grey keeps the
-        // squares small, so E[x²] − E[x]² loses less to rounding.
-        let mut variance = box_mean_of(luma, radius, |v| (v - MID_GREY) * (v - MID_GREY));
+        let mut variance = box_mean_of(luma, radius, centred_square);
         ndarray::Zip::from(&mut variance)
             .and(&mean)
-            .par_for_each(|v, &mu| {
-                let centred = mu - MID_GREY;
-                *v = (*v - centred * centred).max(0.0);
-            });
+            .par_for_each(|v, &mu| *v = variance_from(*v, mu));
         Self { mean, variance }
     }
 }
@@ -103,23 +163,42 @@ impl LocalStats {
 /// [`perceptual_mask`] from precomputed local statistics (window radius
 /// `params.radius`) and noise level.
 pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskParams) -> Plane {
-    let noise_variance = noise_sigma * noise_sigma;
-    let flat_sq = params.flat_sigma * params.flat_sigma;
-    let contrast = Table::new(CONTRAST_TABLE_TOP, |sigma| {
-        pow(sigma / params.texture_reference, params.texture_exponent).min(params.cap)
-    });
-    let luminance = Table::new(LUMINANCE_TABLE_TOP, |mu| {
-        pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
-    });
+    let model = MaskModel::new(noise_sigma, params);
     let mut mask = stats.variance.clone();
     ndarray::Zip::from(&mut mask)
         .and(&stats.mean)
-        .par_for_each(|m, &mu| {
-            let variance = (*m - noise_variance).max(0.0);
-            let flat = variance / (variance + flat_sq);
-            *m = contrast.at(variance.sqrt()) * flat * luminance.at(mu);
-        });
+        .par_for_each(|m, &mu| *m = model.at(*m, mu));
     mask
+}
+
+/// The mask as a function of a pixel's local variance and mean.
+struct MaskModel {
+    noise_variance: f32,
+    flat_sq: f32,
+    contrast: Table,
+    luminance: Table,
+}
+
+impl MaskModel {
+    fn new(noise_sigma: f32, params: &MaskParams) -> Self {
+        Self {
+            noise_variance: noise_sigma * noise_sigma,
+            flat_sq: params.flat_sigma * params.flat_sigma,
+            contrast: Table::new(CONTRAST_TABLE_TOP, |sigma| {
+                pow(sigma / params.texture_reference, params.texture_exponent).min(params.cap)
+            }),
+            luminance: Table::new(LUMINANCE_TABLE_TOP, |mu| {
+                pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
+            }),
+        }
+    }
+
+    #[inline]
+    fn at(&self, local_variance: f32, local_mean: f32) -> f32 {
+        let variance = (local_variance - self.noise_variance).max(0.0);
+        let flat = variance / (variance + self.flat_sq);
+        self.contrast.at(variance.sqrt()) * flat * self.luminance.at(local_mean)
+    }
 }
 
 /// Local standard deviations above this (grey levels) all hit the cap at
@@ -148,6 +227,7 @@ impl Table {
         }
     }
 
+    #[inline]
     fn at(&self, x: f32) -> f32 {
         let position = (x * self.scale).clamp(0.0, Self::STEPS as f32);
         let i = position as usize;
@@ -203,13 +283,40 @@ fn exp2(y: f32) -> f32 {
 /// art gives 0.
 pub fn estimate_noise_sigma(luma: &Plane) -> f32 {
     let (h, w) = luma.dim();
-    let mut details: Vec<f32> = Vec::with_capacity((h / 2) * (w / 2));
-    for y in (0..h.saturating_sub(1)).step_by(2) {
-        for x in (0..w.saturating_sub(1)).step_by(2) {
-            let d = luma[[y, x]] - luma[[y, x + 1]] - luma[[y + 1, x]] + luma[[y + 1, x + 1]];
-            details.push((d / 2.0).abs());
-        }
-    }
+    let luma = luma.as_standard_layout();
+    let values = luma.as_slice().unwrap_or_default();
+    estimate_noise_sigma_of_rows(w, h, |first_row, out| copy_rows(values, w, first_row, out))
+}
+
+/// [`estimate_noise_sigma`] of a plane given by its rows, as in
+/// [`perceptual_mask_of_rows`].
+pub fn estimate_noise_sigma_of_rows(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+) -> f32 {
+    // One detail per 2x2 pixels, written in place by bands of rows: bands
+    // start on even rows, so every pair of rows lies in one band.
+    let details_per_row = width / 2;
+    let mut details = vec![0.0f32; (height / 2) * details_per_row];
+    details
+        .par_chunks_mut((BAND_ROWS / 2 * details_per_row).max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |luma, (band, out)| {
+            let first = band * BAND_ROWS;
+            let rows = BAND_ROWS.min(height - first);
+            luma.resize(rows * width, 0.0);
+            luma_rows(first, luma);
+            let pairs = luma.chunks_exact(2 * width);
+            for (pair, out) in pairs.zip(out.chunks_exact_mut(details_per_row.max(1))) {
+                let (top, bottom) = pair.split_at(width);
+                for ((t, b), d) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(out) {
+                    if let ([t0, t1], [b0, b1]) = (t, b) {
+                        *d = ((t0 - t1 - b0 + b1) / 2.0).abs();
+                    }
+                }
+            }
+        });
     if details.is_empty() {
         return 0.0;
     }

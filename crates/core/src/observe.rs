@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
 use crate::mask::{perceptual_mask, MaskParams};
-use crate::plane::Plane;
+use crate::plane::{Plane, BAND_ROWS};
 
 /// Variance (squared grey levels) added to every block's own coefficient
 /// variance when weighting it, so that nearly flat blocks — where rounding
@@ -59,12 +59,12 @@ impl BlockBands {
     pub fn of(plane: &ArrayView2<f32>) -> Self {
         let (h, w) = plane.dim();
         let (blocks_x, blocks_y) = (w / BLOCK, h / BLOCK);
-        let basis = crate::dct::basis();
+        let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * blocks_y];
         // Block rows are independent: one task each.
-        let bands = (0..blocks_y)
-            .into_par_iter()
-            .flat_map_iter(|by| {
-                let mut bands = Vec::with_capacity(blocks_x);
+        bands
+            .par_chunks_mut(blocks_x.max(1))
+            .enumerate()
+            .for_each(|(by, out)| {
                 // Rows of a standard-layout plane or of a column slice of one
                 // are contiguous; anything else is copied.
                 let copies: Vec<Vec<f32>>;
@@ -76,46 +76,79 @@ impl BlockBands {
                     copies = (0..BLOCK).map(|y| plane.row(by * BLOCK + y).to_vec()).collect();
                     copies.iter().map(Vec::as_slice).collect()
                 };
-                for bx in 0..blocks_x {
-                    // Row transforms for the low horizontal frequencies only…
-                    let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
-                    for (p, row) in partial.iter_mut().zip(rows.iter()) {
-                        let pixels = row.get(bx * BLOCK..bx * BLOCK + BLOCK).unwrap_or(&[]);
-                        for (value, basis_row) in p.iter_mut().zip(basis) {
-                            *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
-                        }
-                    }
-                    // …then one column transform per band coefficient.
-                    bands.push(BAND.map(|(u, v, _)| {
-                        let column = basis.get(u).map_or(&[][..], |b| &b[..]);
-                        partial
-                            .iter()
-                            .zip(column)
-                            .map(|(p, b)| p.get(v).map_or(0.0, |p| p * b))
-                            .sum()
-                    }));
-                }
-                bands
-            })
-            .collect();
+                transform_block_row(&rows, out);
+            });
         Self { bands, blocks_x }
     }
 
-    /// Block by block sum: the bands of the sum of the two planes.
-    pub fn plus(&self, other: &BlockBands) -> BlockBands {
-        BlockBands {
-            bands: self
-                .bands
-                .iter()
-                .zip(&other.bands)
-                .map(|(a, b)| {
-                    let mut sum = *a;
-                    sum.iter_mut().zip(b).for_each(|(s, b)| *s += b);
-                    sum
-                })
-                .collect(),
-            blocks_x: self.blocks_x,
+    /// The bands of every whole block of a `width` x `height` plane that is
+    /// never stored whole: `rows(first_row, out)` writes the plane's rows
+    /// from `first_row` on into `out` (whole rows, at most
+    /// [`BAND_ROWS`]). Bands of rows run in parallel, each in its own
+    /// reused buffer.
+    ///
+    /// ```
+    /// use tattle_core::{observe::BlockBands, plane::Plane};
+    /// let plane = Plane::from_shape_fn((40, 24), |(y, x)| ((x * 5 + y * 11) % 17) as f32);
+    /// let values = plane.as_slice().unwrap();
+    /// let streamed = BlockBands::of_rows(24, 40, |first, out| {
+    ///     out.copy_from_slice(&values[first * 24..first * 24 + out.len()])
+    /// });
+    /// assert_eq!(streamed, BlockBands::of(&plane.view()));
+    /// ```
+    pub fn of_rows(width: usize, height: usize, rows: impl Fn(usize, &mut [f32]) + Sync) -> Self {
+        let (blocks_x, blocks_y) = (width / BLOCK, height / BLOCK);
+        let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * blocks_y];
+        let block_rows_per_band = BAND_ROWS / BLOCK;
+        bands
+            .par_chunks_mut((blocks_x * block_rows_per_band).max(1))
+            .enumerate()
+            .for_each_init(Vec::new, |pixels, (band, out)| {
+                let block_rows = out.len() / blocks_x.max(1);
+                pixels.resize(block_rows * BLOCK * width, 0.0);
+                rows(band * BAND_ROWS, pixels);
+                for (block_row, out) in pixels
+                    .chunks_exact(BLOCK * width)
+                    .zip(out.chunks_exact_mut(blocks_x.max(1)))
+                {
+                    let rows: Vec<&[f32]> = block_row.chunks_exact(width).collect();
+                    transform_block_row(&rows, out);
+                }
+            });
+        Self { bands, blocks_x }
+    }
+
+    /// Adds `other` block by block: afterwards these are the bands of the
+    /// sum of the two planes.
+    pub fn add(&mut self, other: &BlockBands) {
+        for (a, b) in self.bands.iter_mut().zip(&other.bands) {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         }
+    }
+}
+
+/// The bands of one row of blocks, given its 8 pixel rows (at least as
+/// long as the blocks `out` has room for).
+fn transform_block_row(rows: &[&[f32]], out: &mut [[f32; BAND_LEN]]) {
+    let basis = crate::dct::basis();
+    for (bx, band) in out.iter_mut().enumerate() {
+        // Row transforms for the low horizontal frequencies only…
+        let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
+        for (p, row) in partial.iter_mut().zip(rows.iter()) {
+            let pixels = row.get(bx * BLOCK..bx * BLOCK + BLOCK).unwrap_or(&[]);
+            for (value, basis_row) in p.iter_mut().zip(basis) {
+                *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
+            }
+        }
+        // …then one column transform per band coefficient.
+        *band = BAND.map(|(u, v, _)| {
+            let column = basis.get(u).map_or(&[][..], |b| &b[..]);
+            partial
+                .iter()
+                .zip(column)
+                .map(|(p, b)| p.get(v).map_or(0.0, |p| p * b))
+                .sum()
+        });
     }
 }
 
@@ -319,7 +352,8 @@ mod tests {
     fn bands_are_linear_and_block_means_average_blocks() {
         let (a, b) = (noise(16, 16, 2), noise(16, 16, 3));
         let sum = BlockBands::of(&(&a + &b).view());
-        let added = BlockBands::of(&a.view()).plus(&BlockBands::of(&b.view()));
+        let mut added = BlockBands::of(&a.view());
+        added.add(&BlockBands::of(&b.view()));
         for (x, y) in sum.bands.iter().flatten().zip(added.bands.iter().flatten()) {
             assert!((x - y).abs() < 1e-2);
         }

@@ -28,38 +28,103 @@ trait Sample: Copy {
     const MAX_LEVEL: f32;
     /// The sample in 8-bit grey levels (perceptually encoded for float samples).
     fn level(self) -> f32;
-    /// The sample moved by `change` levels (rounded, clamped to the type's range).
-    fn shifted(self, change: f32) -> Self;
+    /// Moves every colour sample of a pixel by `change` levels, rounded to
+    /// the nearest step of the type (half away from zero); the caller keeps
+    /// the change within the pixel's headroom.
+    fn shift_all(colour: &mut [Self], change: f32);
+    /// The lowest and highest level among a pixel's colour samples.
+    #[inline(always)]
+    fn level_range(colour: &[Self]) -> (f32, f32) {
+        colour
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+                (lo.min(s.level()), hi.max(s.level()))
+            })
+    }
+}
+
+/// `floor` for values well inside the `i32` range, without a libm call.
+trait FloorFast {
+    fn floor_fast(self) -> i32;
+}
+
+impl FloorFast for f32 {
+    #[inline(always)]
+    fn floor_fast(self) -> i32 {
+        let truncated = self as i32;
+        truncated - i32::from((truncated as f32) > self)
+    }
+}
+
+/// [`Sample::level_range`] of integer samples, whose level grows with the
+/// sample: the extremes are found on the integers and converted once.
+#[inline(always)]
+fn integer_level_range<S: Sample + Ord>(colour: &[S]) -> (f32, f32) {
+    // Grey and RGB spelled out: straight-line code in the per-pixel loops.
+    let (lo, hi) = match colour {
+        [y] => (*y, *y),
+        [r, g, b] => ((*r).min(*g).min(*b), (*r).max(*g).max(*b)),
+        _ => match (colour.iter().min(), colour.iter().max()) {
+            (Some(lo), Some(hi)) => (*lo, *hi),
+            _ => return (f32::INFINITY, f32::NEG_INFINITY),
+        },
+    };
+    (lo.level(), hi.level())
 }
 
 impl Sample for u8 {
     const MAX_LEVEL: f32 = 255.0;
+    #[inline(always)]
     fn level(self) -> f32 {
         f32::from(self)
     }
-    fn shifted(self, change: f32) -> Self {
-        (f32::from(self) + change).round().clamp(0.0, 255.0) as u8
+    #[inline(always)]
+    fn shift_all(colour: &mut [Self], change: f32) {
+        // The samples are whole levels: the change is rounded once for the
+        // pixel, on integers, without a libm call.
+        let step = (change + 0.5).floor_fast();
+        for s in colour.iter_mut() {
+            *s = (i32::from(*s) + step).clamp(0, 255) as u8;
+        }
+    }
+    #[inline(always)]
+    fn level_range(colour: &[Self]) -> (f32, f32) {
+        integer_level_range(colour)
     }
 }
 
 impl Sample for u16 {
     const MAX_LEVEL: f32 = 255.0;
+    #[inline(always)]
     fn level(self) -> f32 {
         f32::from(self) / 257.0
     }
-    fn shifted(self, change: f32) -> Self {
-        (f32::from(self) + change * 257.0).round().clamp(0.0, 65535.0) as u16
+    #[inline(always)]
+    fn shift_all(colour: &mut [Self], change: f32) {
+        // As for `u8`, in steps of 1/257 level.
+        let step = (change * 257.0 + 0.5).floor_fast();
+        for s in colour.iter_mut() {
+            *s = (i32::from(*s) + step).clamp(0, 65535) as u16;
+        }
+    }
+    #[inline(always)]
+    fn level_range(colour: &[Self]) -> (f32, f32) {
+        integer_level_range(colour)
     }
 }
 
 impl Sample for f32 {
     // Scene-referred float images have no upper bound.
     const MAX_LEVEL: f32 = f32::INFINITY;
+    #[inline(always)]
     fn level(self) -> f32 {
         255.0 * encode_linear(self)
     }
-    fn shifted(self, change: f32) -> Self {
-        decode_to_linear(encode_linear(self) + change / 255.0)
+    #[inline(always)]
+    fn shift_all(colour: &mut [Self], change: f32) {
+        for s in colour.iter_mut() {
+            *s = decode_to_linear(encode_linear(*s) + change / 255.0);
+        }
     }
 }
 
@@ -151,6 +216,7 @@ pub fn display_rgb8(image: &DynamicImage) -> image::RgbImage {
 }
 
 /// Luma of one pixel's colour samples, in levels.
+#[inline(always)]
 fn pixel_luma<S: Sample>(pixel: &[S], color: bool) -> f32 {
     match (color, pixel) {
         (true, [r, g, b, ..]) => {
@@ -161,36 +227,113 @@ fn pixel_luma<S: Sample>(pixel: &[S], color: bool) -> f32 {
     }
 }
 
-fn luma_of<S: Sample>(samples: &[S], channels: usize, color: bool, width: usize, height: usize) -> Plane {
-    let values = samples
-        .chunks_exact(channels)
-        .map(|px| pixel_luma(px, color))
-        .collect();
-    Array2::from_shape_vec((height, width), values).unwrap_or_else(|_| Array2::zeros((height, width)))
+/// How far a pixel's luma can move down and up before one of its colour
+/// channels clips.
+#[inline(always)]
+fn headroom_of<S: Sample>(colour: &[S]) -> (f32, f32) {
+    let (lo, hi) = S::level_range(colour);
+    (lo.max(0.0), (S::MAX_LEVEL - hi).max(0.0))
 }
 
-/// The lowest and highest level of a pixel's colour samples.
-fn level_range<S: Sample>(colour: &[S]) -> (f32, f32) {
-    colour
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
-            (lo.min(s.level()), hi.max(s.level()))
-        })
+/// Runs `$body` with `$samples` bound to the image's sample buffer (shared
+/// or mutable, as `$image` is), `$channels` to its samples per pixel and
+/// `$color` to whether it has R, G and B; `$other` binds any other layout.
+/// The one place that knows the pixel layouts tattle marks.
+macro_rules! with_samples {
+    ($image:expr, |$samples:ident, $channels:ident, $color:ident| $body:expr, $other:ident => $fallback:expr) => {
+        match $image {
+            DynamicImage::ImageLuma8($samples) => with_samples!(@ $samples, 1, false, $channels, $color, $body),
+            DynamicImage::ImageLumaA8($samples) => with_samples!(@ $samples, 2, false, $channels, $color, $body),
+            DynamicImage::ImageRgb8($samples) => with_samples!(@ $samples, 3, true, $channels, $color, $body),
+            DynamicImage::ImageRgba8($samples) => with_samples!(@ $samples, 4, true, $channels, $color, $body),
+            DynamicImage::ImageLuma16($samples) => with_samples!(@ $samples, 1, false, $channels, $color, $body),
+            DynamicImage::ImageLumaA16($samples) => with_samples!(@ $samples, 2, false, $channels, $color, $body),
+            DynamicImage::ImageRgb16($samples) => with_samples!(@ $samples, 3, true, $channels, $color, $body),
+            DynamicImage::ImageRgba16($samples) => with_samples!(@ $samples, 4, true, $channels, $color, $body),
+            DynamicImage::ImageRgb32F($samples) => with_samples!(@ $samples, 3, true, $channels, $color, $body),
+            DynamicImage::ImageRgba32F($samples) => with_samples!(@ $samples, 4, true, $channels, $color, $body),
+            $other => $fallback,
+        }
+    };
+    (@ $buffer:ident, $n:expr, $is_color:expr, $channels:ident, $color:ident, $body:expr) => {{
+        let ($channels, $color): (usize, bool) = ($n, $is_color);
+        $body
+    }};
 }
 
-fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &Plane) {
+/// Rows of an image's samples from `first_row` on: as many whole rows as
+/// `values` (one value per pixel) holds.
+fn sample_rows<S>(samples: &[S], channels: usize, width: usize, first_row: usize, values: usize) -> &[S] {
+    let rows = values / width.max(1);
+    samples
+        .get(first_row * width * channels..(first_row + rows) * width * channels)
+        .unwrap_or_default()
+}
+
+/// Writes the luma (as [`luma`] computes it) of the image's rows from
+/// `first_row` on into `out`, which holds whole rows. Rows past the image
+/// are left as they were.
+///
+/// ```
+/// use image::{DynamicImage, Rgb, RgbImage};
+/// use tattle_core::plane::{luma, luma_rows};
+/// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(5, 4, |x, y| Rgb([(x * 40) as u8, (y * 60) as u8, 9])));
+/// let mut rows = [0.0f32; 10];
+/// luma_rows(&img, 2, &mut rows);
+/// assert_eq!(&rows[..], luma(&img).slice(ndarray::s![2..4, ..]).as_slice().unwrap());
+/// ```
+pub fn luma_rows(image: &DynamicImage, first_row: usize, out: &mut [f32]) {
+    let width = image.width() as usize;
+    with_samples!(image, |samples, channels, color| {
+        let rows = sample_rows(samples.as_raw(), channels, width, first_row, out.len());
+        for (o, px) in out.iter_mut().zip(rows.chunks_exact(channels)) {
+            *o = pixel_luma(px, color);
+        }
+    }, other => {
+        let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
+        luma_rows(&converted, first_row, out);
+    })
+}
+
+/// Clamps a luma change for the image's rows from `first_row` on (`delta`
+/// holds whole rows) to what each pixel can take before one of its colour
+/// channels clips: exactly the clamp [`add_luma_delta`] applies.
+///
+/// ```
+/// use image::{DynamicImage, Rgb, RgbImage};
+/// let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(2, 1, Rgb([250, 10, 128])));
+/// let mut delta = [20.0f32, -40.0];
+/// tattle_core::plane::clamp_to_headroom(&img, 0, &mut delta);
+/// assert_eq!(delta, [5.0, -10.0]);
+/// ```
+pub fn clamp_to_headroom(image: &DynamicImage, first_row: usize, delta: &mut [f32]) {
+    let width = image.width() as usize;
+    with_samples!(image, |samples, channels, color| {
+        let color_channels = if color { 3 } else { 1 };
+        let rows = sample_rows(samples.as_raw(), channels, width, first_row, delta.len());
+        for (d, px) in delta.iter_mut().zip(rows.chunks_exact(channels)) {
+            let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
+            *d = d.clamp(-down, up);
+        }
+    }, other => {
+        let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
+        clamp_to_headroom(&converted, first_row, delta);
+    })
+}
+
+/// Adds `scale` times a luma change, clamped to each pixel's headroom, to
+/// the samples of whole pixels.
+#[inline(always)]
+fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &[f32], scale: f32) {
     let color_channels = if color { 3 } else { 1 };
-    for (px, d) in samples.chunks_exact_mut(channels).zip(delta.iter()) {
+    for (px, d) in samples.chunks_exact_mut(channels).zip(delta) {
         let Some(colour) = px.get_mut(..color_channels) else {
             continue;
         };
-        let (lo, hi) = level_range(colour);
-        let change = d.clamp(-lo.max(0.0), (S::MAX_LEVEL - hi).max(0.0));
-        if change == 0.0 {
-            continue;
-        }
-        for s in colour.iter_mut() {
-            *s = s.shifted(change);
+        let (down, up) = headroom_of(colour);
+        let change = d.clamp(-down, up) * scale;
+        if change != 0.0 {
+            S::shift_all(colour, change);
         }
     }
 }
@@ -208,92 +351,36 @@ fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &
 /// ```
 pub fn luma(image: &DynamicImage) -> Plane {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    match image {
-        DynamicImage::ImageLuma8(b) => luma_of(b.as_raw(), 1, false, w, h),
-        DynamicImage::ImageLumaA8(b) => luma_of(b.as_raw(), 2, false, w, h),
-        DynamicImage::ImageRgb8(b) => luma_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba8(b) => luma_of(b.as_raw(), 4, true, w, h),
-        DynamicImage::ImageLuma16(b) => luma_of(b.as_raw(), 1, false, w, h),
-        DynamicImage::ImageLumaA16(b) => luma_of(b.as_raw(), 2, false, w, h),
-        DynamicImage::ImageRgb16(b) => luma_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba16(b) => luma_of(b.as_raw(), 4, true, w, h),
-        DynamicImage::ImageRgb32F(b) => luma_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba32F(b) => luma_of(b.as_raw(), 4, true, w, h),
-        other => luma(&DynamicImage::ImageRgba32F(other.to_rgba32f())),
+    let mut plane = Plane::zeros((h, w));
+    if let Some(values) = plane.as_slice_mut() {
+        values
+            .par_chunks_mut(BAND_ROWS * w.max(1))
+            .enumerate()
+            .for_each(|(band, out)| luma_rows(image, band * BAND_ROWS, out));
     }
+    plane
 }
 
-/// How far, in 8-bit grey levels, each pixel's luma can move down and up
-/// before one of its colour channels clips.
-#[derive(Clone, Debug)]
-pub struct Headroom {
-    /// Room below, per pixel.
-    pub down: Plane,
-    /// Room above, per pixel (infinite for float images).
-    pub up: Plane,
+/// Copies whole rows of a row-major plane `width` wide, from `first_row`
+/// on, into `out`: the row source of the banded passes for a stored plane.
+///
+/// ```
+/// let values: Vec<f32> = (0..12).map(|v| v as f32).collect();
+/// let mut out = [0.0f32; 6];
+/// tattle_core::plane::copy_rows(&values, 3, 2, &mut out);
+/// assert_eq!(out, [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+/// ```
+pub fn copy_rows(values: &[f32], width: usize, first_row: usize, out: &mut [f32]) {
+    let rows = values
+        .get(first_row * width..first_row * width + out.len())
+        .unwrap_or_default();
+    out.iter_mut().zip(rows).for_each(|(o, v)| *o = *v);
 }
 
-impl Headroom {
-    /// The headroom of a luma-only plane in 8-bit grey levels.
-    pub fn of_luma(luma: &Plane) -> Self {
-        Self {
-            down: luma.mapv(|y| y.max(0.0)),
-            up: luma.mapv(|y| (255.0 - y).max(0.0)),
-        }
-    }
-
-    /// Clamps a luma change to what the pixels can take.
-    pub fn clamp(&self, delta: &mut Plane) {
-        ndarray::Zip::from(delta)
-            .and(&self.down)
-            .and(&self.up)
-            .par_for_each(|d, &down, &up| *d = d.clamp(-down, up));
-    }
-}
-
-fn headroom_of<S: Sample>(
-    samples: &[S],
-    channels: usize,
-    color: bool,
-    width: usize,
-    height: usize,
-) -> Headroom {
-    let color_channels = if color { 3 } else { 1 };
-    let (mut down, mut up) = (
-        Vec::with_capacity(width * height),
-        Vec::with_capacity(width * height),
-    );
-    for px in samples.chunks_exact(channels) {
-        let (lo, hi) = level_range(px.get(..color_channels).unwrap_or(px));
-        down.push(lo.max(0.0));
-        up.push((S::MAX_LEVEL - hi).max(0.0));
-    }
-    let plane = |v: Vec<f32>| {
-        Array2::from_shape_vec((height, width), v).unwrap_or_else(|_| Array2::zeros((height, width)))
-    };
-    Headroom {
-        down: plane(down),
-        up: plane(up),
-    }
-}
-
-/// The [`Headroom`] of every pixel of an image.
-pub fn headroom(image: &DynamicImage) -> Headroom {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    match image {
-        DynamicImage::ImageLuma8(b) => headroom_of(b.as_raw(), 1, false, w, h),
-        DynamicImage::ImageLumaA8(b) => headroom_of(b.as_raw(), 2, false, w, h),
-        DynamicImage::ImageRgb8(b) => headroom_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba8(b) => headroom_of(b.as_raw(), 4, true, w, h),
-        DynamicImage::ImageLuma16(b) => headroom_of(b.as_raw(), 1, false, w, h),
-        DynamicImage::ImageLumaA16(b) => headroom_of(b.as_raw(), 2, false, w, h),
-        DynamicImage::ImageRgb16(b) => headroom_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba16(b) => headroom_of(b.as_raw(), 4, true, w, h),
-        DynamicImage::ImageRgb32F(b) => headroom_of(b.as_raw(), 3, true, w, h),
-        DynamicImage::ImageRgba32F(b) => headroom_of(b.as_raw(), 4, true, w, h),
-        other => headroom(&DynamicImage::ImageRgba32F(other.to_rgba32f())),
-    }
-}
+/// Rows per band of the banded passes over an image: enough to amortise a
+/// task, few enough that a band's working set stays in cache. A multiple
+/// of the 8-pixel block.
+pub const BAND_ROWS: usize = 32;
 
 /// Adds a luma change (in 8-bit grey levels) to an image, keeping its pixel
 /// type, bit depth and alpha.
@@ -305,22 +392,44 @@ pub fn add_luma_delta(image: &mut DynamicImage, delta: &Plane) -> Result<()> {
             actual: delta.len(),
         });
     }
-    match image {
-        DynamicImage::ImageLuma8(b) => add_luma(b, 1, false, delta),
-        DynamicImage::ImageLumaA8(b) => add_luma(b, 2, false, delta),
-        DynamicImage::ImageRgb8(b) => add_luma(b, 3, true, delta),
-        DynamicImage::ImageRgba8(b) => add_luma(b, 4, true, delta),
-        DynamicImage::ImageLuma16(b) => add_luma(b, 1, false, delta),
-        DynamicImage::ImageLumaA16(b) => add_luma(b, 2, false, delta),
-        DynamicImage::ImageRgb16(b) => add_luma(b, 3, true, delta),
-        DynamicImage::ImageRgba16(b) => add_luma(b, 4, true, delta),
-        DynamicImage::ImageRgb32F(b) => add_luma(b, 3, true, delta),
-        DynamicImage::ImageRgba32F(b) => add_luma(b, 4, true, delta),
-        other => {
-            return Err(Error::UnsupportedLayout(format!("{:?}", other.color())));
-        }
-    }
-    Ok(())
+    let delta = delta.as_standard_layout();
+    let values = delta.as_slice().unwrap_or_default();
+    add_luma_by_rows(image, 1.0, |first_row, out| copy_rows(values, w, first_row, out))
+}
+
+/// Adds a luma change that is never stored whole: `delta_rows(first_row,
+/// out)` writes the change of the image's rows from `first_row` on into
+/// `out` (whole rows, at most [`BAND_ROWS`]). Each pixel's change is first
+/// clamped to its headroom (as [`clamp_to_headroom`] does), then
+/// multiplied by `scale`. Bands run in parallel; pixel type, bit depth and
+/// alpha are kept.
+///
+/// ```
+/// use image::{DynamicImage, Rgb, RgbImage};
+/// let mut img = DynamicImage::ImageRgb8(RgbImage::from_pixel(3, 2, Rgb([250, 10, 128])));
+/// tattle_core::plane::add_luma_by_rows(&mut img, 0.5, |_, out| out.fill(20.0)).unwrap();
+/// // Clamped to the 5 levels the red channel has left, then halved.
+/// assert_eq!(img.to_rgb8().get_pixel(2, 1).0, [253, 13, 131]);
+/// ```
+pub fn add_luma_by_rows(
+    image: &mut DynamicImage,
+    scale: f32,
+    delta_rows: impl Fn(usize, &mut [f32]) + Sync,
+) -> Result<()> {
+    let width = image.width() as usize;
+    with_samples!(image, |samples, channels, color| {
+        let band_samples = BAND_ROWS * width.max(1) * channels;
+        let samples: &mut [_] = samples;
+        samples
+            .par_chunks_mut(band_samples)
+            .enumerate()
+            .for_each_init(Vec::new, |delta, (band, samples)| {
+                delta.resize(samples.len() / channels, 0.0);
+                delta_rows(band * BAND_ROWS, delta);
+                add_luma(samples, channels, color, delta, scale);
+            });
+        Ok(())
+    }, other => Err(Error::UnsupportedLayout(format!("{:?}", other.color()))))
 }
 
 /// Mean of `plane` over a `(2r+1)²` window around every pixel; the window
@@ -333,14 +442,10 @@ pub fn box_mean(plane: &Plane, radius: usize) -> Plane {
     box_mean_of(plane, radius, |v| v)
 }
 
-/// Output rows per band of [`box_mean_of`]: each band sums its own rows'
-/// horizontal windows, so no image-sized intermediate plane is needed.
-const BOX_BAND_ROWS: usize = 32;
-
 /// [`box_mean`] of `f` applied to every value of `plane`, without storing
 /// the mapped plane or the horizontal sums: rows are processed in bands
-/// of 32 (plus the window's margin), in parallel. Same arithmetic, in the
-/// same order, as a whole-plane pass.
+/// of [`BAND_ROWS`] (plus the window's margin), in parallel. Same
+/// arithmetic, in the same order, as a whole-plane pass.
 ///
 /// ```
 /// use tattle_core::plane::{box_mean, box_mean_of, Plane};
@@ -355,15 +460,105 @@ pub fn box_mean_of(plane: &Plane, radius: usize, f: impl Fn(f32) -> f32 + Sync) 
     }
     let src = plane.as_standard_layout();
     let data = src.as_slice().unwrap_or(&[]);
-    let window = |i: usize, n: usize| (i.saturating_sub(radius), (i + radius + 1).min(n));
-    let inverse_width: Vec<f32> = (0..w)
-        .map(|x| {
-            let (lo, hi) = window(x, w);
-            1.0 / (hi - lo) as f32
-        })
-        .collect();
-    let span = 2 * radius + 1;
-    let horizontal_row = |row_in: &[f32], row_out: &mut [f32]| {
+    let filter = BoxFilter::new(w, h, radius);
+    let mut out = vec![0.0f32; h * w];
+    out.par_chunks_mut(BAND_ROWS * w)
+        .enumerate()
+        .for_each_init(Vec::new, |scratch, (band, band_out)| {
+            let first = band * BAND_ROWS;
+            let (reach_lo, reach_hi) = filter.reach(first, band_out.len() / w);
+            let rows_in = data.get(reach_lo * w..reach_hi * w).unwrap_or_default();
+            filter.band(rows_in, first, band_out, &f, scratch);
+        });
+    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::zeros((h, w)))
+}
+
+/// Box means of a `width` x `height` plane over `(2r+1)²` windows cut at
+/// the borders, one band of rows at a time.
+pub struct BoxFilter {
+    width: usize,
+    height: usize,
+    radius: usize,
+    inverse_width: Vec<f32>,
+}
+
+impl BoxFilter {
+    /// A filter of radius `radius` for planes of this size.
+    pub fn new(width: usize, height: usize, radius: usize) -> Self {
+        let mut filter = Self {
+            width,
+            height,
+            radius,
+            inverse_width: Vec::new(),
+        };
+        filter.inverse_width = (0..width)
+            .map(|x| {
+                let (lo, hi) = filter.window(x, width);
+                1.0 / (hi - lo) as f32
+            })
+            .collect();
+        filter
+    }
+
+    fn window(&self, i: usize, n: usize) -> (usize, usize) {
+        (i.saturating_sub(self.radius), (i + self.radius + 1).min(n))
+    }
+
+    /// The input rows `lo..hi` that the windows of `rows` output rows from
+    /// `first` on reach.
+    pub fn reach(&self, first: usize, rows: usize) -> (usize, usize) {
+        (
+            first.saturating_sub(self.radius),
+            (first + rows + self.radius).min(self.height),
+        )
+    }
+
+    /// Writes the box means of `f` of the input into `out`, whole output
+    /// rows from `first` on; `rows_in` holds the input rows
+    /// [`BoxFilter::reach`] names for them. `scratch` is reused between
+    /// calls.
+    pub fn band(
+        &self,
+        rows_in: &[f32],
+        first: usize,
+        out: &mut [f32],
+        f: impl Fn(f32) -> f32,
+        scratch: &mut Vec<f32>,
+    ) {
+        let w = self.width;
+        let last = first + out.len() / w.max(1);
+        let (reach_lo, reach_hi) = self.reach(first, last - first);
+        // Horizontal sums of every input row the band's windows reach, then
+        // one mapped input row.
+        scratch.clear();
+        scratch.resize((reach_hi - reach_lo + 1) * w, 0.0);
+        let (horizontal, mapped) = scratch.split_at_mut((reach_hi - reach_lo) * w);
+        for (row_out, row_in) in horizontal.chunks_exact_mut(w).zip(rows_in.chunks_exact(w)) {
+            for (m, v) in mapped.iter_mut().zip(row_in) {
+                *m = f(*v);
+            }
+            self.horizontal_row(mapped, row_out);
+        }
+        for (y, row_out) in (first..last).zip(out.chunks_exact_mut(w)) {
+            let (lo, hi) = self.window(y, self.height);
+            let rows = horizontal
+                .get((lo - reach_lo) * w..(hi - reach_lo) * w)
+                .unwrap_or_default();
+            row_out.fill(0.0);
+            for row in rows.chunks_exact(w) {
+                for (o, v) in row_out.iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+            let inverse_height = 1.0 / (hi - lo) as f32;
+            row_out.iter_mut().for_each(|o| *o *= inverse_height);
+        }
+    }
+
+    /// Horizontal window means of one row (`row_out` starts zeroed).
+    fn horizontal_row(&self, row_in: &[f32], row_out: &mut [f32]) {
+        let (w, radius) = (self.width, self.radius);
+        let span = 2 * radius + 1;
         if w > span {
             // Interior: the sum of 2r+1 shifted copies of the row, which
             // the compiler vectorises.
@@ -374,46 +569,14 @@ pub fn box_mean_of(plane: &Plane, radius: usize, f: impl Fn(f32) -> f32 + Sync) 
                 }
             }
         }
-        for (x, (out, inverse)) in row_out.iter_mut().zip(&inverse_width).enumerate() {
+        for (x, (out, inverse)) in row_out.iter_mut().zip(&self.inverse_width).enumerate() {
             if w <= span || x < radius || x >= w - radius {
-                let (lo, hi) = window(x, w);
+                let (lo, hi) = self.window(x, w);
                 *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>();
             }
             *out *= inverse;
         }
-    };
-    let mut out = vec![0.0f32; h * w];
-    out.par_chunks_mut(BOX_BAND_ROWS * w)
-        .enumerate()
-        .for_each(|(band, band_out)| {
-            let first = band * BOX_BAND_ROWS;
-            let last = first + band_out.len() / w;
-            // Horizontal sums of every input row the band's windows reach.
-            let (reach_lo, reach_hi) = (first.saturating_sub(radius), (last + radius).min(h));
-            let mut horizontal = vec![0.0f32; (reach_hi - reach_lo) * w];
-            let mut mapped = vec![0.0f32; w];
-            let rows_in = data.chunks_exact(w).skip(reach_lo);
-            for (row_out, row_in) in horizontal.chunks_exact_mut(w).zip(rows_in) {
-                for (m, v) in mapped.iter_mut().zip(row_in) {
-                    *m = f(*v);
-                }
-                horizontal_row(&mapped, row_out);
-            }
-            for (y, row_out) in (first..last).zip(band_out.chunks_exact_mut(w)) {
-                let (lo, hi) = window(y, h);
-                let rows = horizontal
-                    .get((lo - reach_lo) * w..(hi - reach_lo) * w)
-                    .unwrap_or_default();
-                for row in rows.chunks_exact(w) {
-                    for (o, v) in row_out.iter_mut().zip(row) {
-                        *o += v;
-                    }
-                }
-                let inverse_height = 1.0 / (hi - lo) as f32;
-                row_out.iter_mut().for_each(|o| *o *= inverse_height);
-            }
-        });
-    Array2::from_shape_vec((h, w), out).unwrap_or_else(|_| Array2::zeros((h, w)))
+    }
 }
 
 #[cfg(test)]
@@ -508,6 +671,58 @@ mod tests {
             panic!("type changed")
         };
         assert_eq!(out.get_pixel(3, 3), &Rgb([1129, 2129, 3129]));
+    }
+
+    #[test]
+    fn integer_shifts_round_to_the_nearest_step() {
+        // Every 8-bit level and changes around every half level, against
+        // rounding done exactly (in f64), half away from zero.
+        let exact = |level: f64, steps: f64| (level + steps + 0.5).floor();
+        for level in 0..=255u8 {
+            let (down, up) = headroom_of(&[level]);
+            for step in -2100..=2100 {
+                let change = (step as f32 * 0.125 + 0.001 * (step % 7) as f32).clamp(-down, up);
+                let mut pixel = [level; 3];
+                u8::shift_all(&mut pixel, change);
+                let expected = exact(f64::from(level), f64::from(change)) as u8;
+                assert_eq!(pixel, [expected; 3], "{level} {change}");
+            }
+        }
+        for level in (0..=65535u16).step_by(97) {
+            let (down, up) = headroom_of(&[level]);
+            for step in -300..=300 {
+                let change = (step as f32 * 0.0371).clamp(-down, up);
+                let mut pixel = [level];
+                u16::shift_all(&mut pixel, change);
+                let expected = exact(f64::from(level), f64::from(change * 257.0)) as u16;
+                assert_eq!(pixel, [expected], "{level} {change}");
+            }
+        }
+    }
+
+    #[test]
+    fn headroom_clamp_matches_what_adding_does() {
+        let img = DynamicImage::ImageRgb16(ImageBuffer::from_fn(9, 5, |x, y| {
+            Rgb([(x * 8000) as u16, 65535 - (y * 9000) as u16, 30000])
+        }));
+        let mut delta = vec![0.0f32; 45];
+        for (i, d) in delta.iter_mut().enumerate() {
+            *d = (i as f32 - 22.0) * 3.7;
+        }
+        let mut clamped = delta.clone();
+        clamp_to_headroom(&img, 0, &mut clamped);
+        let mut via_clamp = img.clone();
+        add_luma_by_rows(&mut via_clamp, 1.0, |first, out| {
+            out.copy_from_slice(&clamped[first * 9..first * 9 + out.len()])
+        })
+        .unwrap();
+        let mut direct = img.clone();
+        add_luma_by_rows(&mut direct, 1.0, |first, out| {
+            out.copy_from_slice(&delta[first * 9..first * 9 + out.len()])
+        })
+        .unwrap();
+        assert_eq!(via_clamp, direct);
+        assert_ne!(clamped, delta);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! `cargo bench -p tattle-detect --bench engine`
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use image::{DynamicImage, RgbImage};
 use tattle_core::plane::luma;
 use tattle_core::prng::KeyedStream;
@@ -62,6 +62,15 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(u64::from(w * h)));
         group.bench_with_input(BenchmarkId::new("embed", name), &img, |b, img| {
             b.iter(|| embedder.embed(img, Payload::new(1)))
+        });
+        // What `tattle embed` and `tattle stamp` do: mark the decoded frame
+        // where it lies (the copy is made outside the timed part).
+        group.bench_with_input(BenchmarkId::new("embed-in-place", name), &img, |b, img| {
+            b.iter_batched_ref(
+                || img.clone(),
+                |frame| embedder.embed_in_place(frame, Payload::new(1)),
+                BatchSize::LargeInput,
+            )
         });
         let threads = rayon::current_num_threads();
         group.throughput(Throughput::Elements(u64::from(w * h) * threads as u64));

@@ -8,12 +8,12 @@
 
 use serde::Serialize;
 use tattle_core::layout::{Role, Schedule, TILE};
-use tattle_core::mask::MaskParams;
+use tattle_core::mask::{perceptual_mask, MaskParams};
 use tattle_core::observe::Observation;
 use tattle_core::plane::Plane;
 use tattle_core::stats::normalised_correlation;
 
-use crate::sync::{Canonical, Whitened};
+use crate::sync::Canonical;
 use crate::Alignment;
 
 /// Side, in received-image pixels, of a heat-map cell.
@@ -80,7 +80,7 @@ pub(crate) fn measure(
     } else {
         Canonical::resample(luma, alignment.linear)?
     };
-    let weights = Whitened::of(&canonical.plane, mask).weights;
+    let weights = perceptual_mask(&canonical.plane, mask);
     let plane = alignment.orientation.apply(&canonical.plane);
     let weights = alignment.orientation.apply(&weights);
     let (h, w) = plane.dim();

@@ -52,9 +52,11 @@
 use image::DynamicImage;
 use serde::Serialize;
 use tattle_core::layout::{Role, Schedule};
+use tattle_core::mask::perceptual_mask_of_rows;
 use tattle_core::mask::MaskParams;
+use tattle_core::observe::{block_means, BlockBands, BlockGains};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{luma, Plane};
+use tattle_core::plane::{copy_rows, luma, luma_rows, Plane};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
@@ -233,7 +235,7 @@ pub const MAX_CANDIDATES: usize = 8;
 impl Detector {
     /// Looks for the mark in an image.
     pub fn detect(&self, image: &DynamicImage) -> Result<Detection> {
-        Ok(self.detect_luma(&luma(image)))
+        Ok(self.search(Source::Image(image)).detection)
     }
 
     /// Looks for the mark in a luma plane (grey levels).
@@ -244,7 +246,7 @@ impl Detector {
     /// Looks for the mark and also returns the observation the verdict rests
     /// on (for benchmarks and diagnostics).
     pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
-        let found = self.search(luma);
+        let found = self.search(Source::Luma(luma));
         (found.detection, found.observation)
     }
 
@@ -252,7 +254,7 @@ impl Detector {
     /// pilot's strength tile by tile (see [`Heatmap`]). No map when no mark
     /// was detected.
     pub fn locate(&self, luma: &Plane) -> (Detection, Option<Heatmap>) {
-        let found = self.search(luma);
+        let found = self.search(Source::Luma(luma));
         let map = found
             .alignment
             .filter(|_| found.detection.detected)
@@ -260,10 +262,17 @@ impl Detector {
         (found.detection, map)
     }
 
-    fn search(&self, luma: &Plane) -> Found {
+    fn search(&self, source: Source) -> Found {
         let mask = &self.options.mask;
-        let sync::Whitened { weights, residual } = sync::Whitened::of(luma, mask);
-        let straight = Observation::measure_masked(luma, &weights, (0, 0));
+        // The unchanged geometry first, straight from the source's rows:
+        // an image that needs no search never has its luma plane built.
+        let (h, w) = source.dim();
+        let rows = |first_row: usize, out: &mut [f32]| source.luma_rows(first_row, out);
+        let weights = perceptual_mask_of_rows(w, h, rows, mask);
+        let bands = BlockBands::of_rows(w, h, rows);
+        let gains = BlockGains::from_bands(&bands, &block_means(&weights.view()));
+        let straight = Observation::measure_bands_robust(&bands, &gains);
+        drop(bands);
         let mut best = self.test(&straight);
         best.geometry = Some(Geometry::unchanged());
         let mut found = Found {
@@ -276,6 +285,15 @@ impl Detector {
         if !self.options.geometric_search || found.detection.payload.is_some() {
             return found.settled();
         }
+        let built;
+        let luma = match source {
+            Source::Luma(luma) => luma,
+            Source::Image(image) => {
+                built = luma(image);
+                &built
+            }
+        };
+        let sync::Whitened { weights, residual } = sync::Whitened::with_weights(luma, weights, mask);
         // Rank every (map, orientation, tile shift) by the pilot's
         // pixel-domain correlation, then decode the strongest few. The
         // identity and the lattice estimates try all eight orientations;
@@ -435,6 +453,44 @@ fn better(a: &Detection, b: &Detection) -> bool {
         (true, false) => true,
         (false, true) => false,
         _ => a.false_positive_log10 < b.false_positive_log10,
+    }
+}
+
+/// What a search looks at: an image, whose luma is built only if the
+/// search needs more than the unchanged geometry, or a luma plane.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Image(&'a DynamicImage),
+    Luma(&'a Plane),
+}
+
+impl Source<'_> {
+    /// (height, width).
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            Source::Image(image) => (image.height() as usize, image.width() as usize),
+            Source::Luma(luma) => luma.dim(),
+        }
+    }
+
+    fn luma_rows(&self, first_row: usize, out: &mut [f32]) {
+        match self {
+            Source::Image(image) => luma_rows(image, first_row, out),
+            Source::Luma(luma) => match luma.as_slice() {
+                Some(values) => copy_rows(values, luma.ncols(), first_row, out),
+                // A plane not in row-major order: row by row.
+                None => {
+                    for (row, out) in luma
+                        .rows()
+                        .into_iter()
+                        .skip(first_row)
+                        .zip(out.chunks_exact_mut(luma.ncols().max(1)))
+                    {
+                        row.iter().zip(out.iter_mut()).for_each(|(v, o)| *o = *v);
+                    }
+                }
+            },
+        }
     }
 }
 

@@ -235,11 +235,25 @@ impl Whitened {
     pub fn of(luma: &Plane, mask: &MaskParams) -> Self {
         let stats = LocalStats::of(luma, mask.radius);
         let weights = perceptual_mask_from(&stats, estimate_noise_sigma(luma), mask);
-        let mut residual = luma - &stats.mean;
+        Self::from_stats(luma, stats, weights)
+    }
+
+    /// The residual of a plane whose perceptual mask is already known.
+    pub fn with_weights(luma: &Plane, weights: Plane, mask: &MaskParams) -> Self {
+        Self::from_stats(luma, LocalStats::of(luma, mask.radius), weights)
+    }
+
+    fn from_stats(luma: &Plane, stats: LocalStats, weights: Plane) -> Self {
+        // The local mean's plane becomes the residual: one plane fewer.
+        let LocalStats {
+            mean: mut residual,
+            variance,
+        } = stats;
         ndarray::Zip::from(&mut residual)
+            .and(luma)
             .and(&weights)
-            .and(&stats.variance)
-            .for_each(|r, &w, &variance| *r *= w / (variance + 4.0));
+            .and(&variance)
+            .par_for_each(|r, &y, &w, &variance| *r = (y - *r) * (w / (variance + 4.0)));
         Self { weights, residual }
     }
 }

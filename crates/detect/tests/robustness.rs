@@ -151,3 +151,26 @@ fn geometric_search_recovers_payload_and_geometry() {
         assert!(!(0.5..=359.5).contains(&turn), "{attack}: {g:?}");
     }
 }
+
+#[test]
+fn an_image_and_its_luma_plane_get_the_same_verdict() {
+    // `detect` reads the unchanged geometry straight from the image's rows
+    // and builds the luma plane only for the search; `detect_luma` starts
+    // from the plane. Marked (found at once), cropped (found by the search)
+    // and unmarked (full search, nothing found) must agree exactly.
+    let key = Key::from_bytes([5; 32]);
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let (_, img) = samples().swap_remove(0);
+    let marked = EmbedOptions::default()
+        .build(&key)
+        .unwrap()
+        .embed(&img, Payload::new(3))
+        .unwrap();
+    let cropped = marked.crop_imm(37, 21, 300, 260);
+    for (what, image) in [("marked", &marked), ("cropped", &cropped), ("unmarked", &img)] {
+        let from_image = detector.detect(image).unwrap();
+        let from_luma = detector.detect_luma(&tattle_core::plane::luma(image));
+        assert_eq!(from_image, from_luma, "{what}");
+        assert_eq!(from_image.detected, what != "unmarked", "{what}");
+    }
+}

@@ -36,10 +36,10 @@
 use image::DynamicImage;
 use rayon::prelude::*;
 use tattle_core::layout::{Role, Schedule, TILE};
-use tattle_core::mask::{perceptual_mask, MaskParams};
+use tattle_core::mask::{perceptual_mask_of_rows, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{add_luma_delta, headroom, luma, Headroom, Plane};
+use tattle_core::plane::{add_luma_by_rows, clamp_to_headroom, copy_rows, luma_rows, Plane, BAND_ROWS};
 use tattle_core::{code, Error};
 
 pub use tattle_core::{Key, Payload, Recipient, Result};
@@ -126,14 +126,66 @@ impl Embedder {
     /// depth and alpha are kept.
     pub fn embed(&self, image: &DynamicImage, payload: Payload) -> Result<DynamicImage> {
         check_size(image.width(), image.height())?;
-        let delta = self.delta(&luma(image), || headroom(image), payload)?;
         let mut out = image.clone();
-        add_luma_delta(&mut out, &delta)?;
+        self.embed_in_place(&mut out, payload)?;
         Ok(out)
     }
 
+    /// Marks `image` itself with `payload`: [`Embedder::embed`] without the
+    /// copy, for frames too big to hold twice. Pixel type, bit depth and
+    /// alpha are kept. On error the image is unchanged.
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_embed::{EmbedOptions, Key, Payload};
+    /// let mut img = DynamicImage::ImageRgb8(RgbImage::from_fn(256, 256, |x, y| {
+    ///     let v = ((x * 7919 + y * 104729) % 251) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// }));
+    /// let embedder = EmbedOptions::default().build(&Key::from_bytes([7; 32])).unwrap();
+    /// let copy = embedder.embed(&img, Payload::new(1)).unwrap();
+    /// embedder.embed_in_place(&mut img, Payload::new(1)).unwrap();
+    /// assert_eq!(img, copy);
+    /// ```
+    pub fn embed_in_place(&self, image: &mut DynamicImage, payload: Payload) -> Result<()> {
+        let mark = self.plan(&Host::Image(image), payload)?;
+        if mark.scale == 0.0 {
+            return Ok(());
+        }
+        add_luma_by_rows(image, mark.scale, |first_row, out| mark.rows(first_row, out))
+    }
+
     /// The luma change (in grey levels) that marks an image whose luma plane
-    /// is `luma`. This is the in-memory core of [`Embedder::embed`].
+    /// is `luma`: what [`Embedder::embed`] adds, for callers that hold the
+    /// luma plane alone.
+    pub fn luma_delta(&self, luma: &Plane, payload: Payload) -> Result<Plane> {
+        let (h, w) = luma.dim();
+        let luma = luma.as_standard_layout();
+        let host = Host::Luma {
+            values: luma.as_slice().unwrap_or_default(),
+            width: w,
+            height: h,
+        };
+        let mark = self.plan(&host, payload)?;
+        let mut delta = Plane::zeros((h, w));
+        if let Some(values) = delta.as_slice_mut() {
+            values
+                .par_chunks_mut(BAND_ROWS * w.max(1))
+                .enumerate()
+                .for_each(|(band, out)| {
+                    let first_row = band * BAND_ROWS;
+                    mark.rows(first_row, out);
+                    host.clamp(first_row, out);
+                    out.iter_mut().for_each(|d| *d *= mark.scale);
+                });
+        }
+        Ok(delta)
+    }
+
+    /// Works out the mark for a host image: its perceptual mask, the slot
+    /// values of its tile, its amplitude and final scale. Nothing
+    /// image-sized is kept but the mask; the mark's pixels are rebuilt band
+    /// by band whenever a pass needs them.
     ///
     /// The mark is *informed*: the embedder measures the image exactly as
     /// the detector will (see [`tattle_core::observe`]) and, for the pilot
@@ -142,53 +194,44 @@ impl Embedder {
     /// is cancelled (Malvar and Florêncio's improved spread spectrum, applied
     /// per coded bit). Bits the image already favours get less energy, bits
     /// it works against get more, within [`FACTOR_RANGE`].
-    pub fn luma_delta(&self, luma: &Plane, payload: Payload) -> Result<Plane> {
-        self.delta(luma, || Headroom::of_luma(luma), payload)
-    }
-
-    /// The luma change for a plane whose pixels can move by at most
-    /// `headroom()` grey levels before clipping. The headroom is only built
-    /// once the perceptual mask is done: two image-sized planes fewer at the
-    /// memory peak.
-    fn delta(&self, luma: &Plane, headroom: impl FnOnce() -> Headroom, payload: Payload) -> Result<Plane> {
-        let (h, w) = luma.dim();
+    fn plan(&self, host: &Host, payload: Payload) -> Result<Mark> {
+        let (h, w) = host.dim();
         check_size(w as u32, h as u32)?;
         let signs = self.schedule.slot_signs(&code::encode(payload));
-        let amplitude = BASE_AMPLITUDE * self.options.strength;
-        let mask = perceptual_mask(luma, &self.options.mask);
+        let mut mark = Mark {
+            mask: perceptual_mask_of_rows(w, h, |first, out| host.luma_rows(first, out), &self.options.mask),
+            tile: tile_pattern(&signs),
+            amplitude: BASE_AMPLITUDE * self.options.strength,
+            scale: 1.0,
+        };
         let budget = 255.0f32.powi(2) / 10f32.powf(self.options.psnr_floor / 10.0);
         // Fit the mark to the distortion budget: shrink it when it exceeds
         // the PSNR floor; when an image has little texture, let the texture
         // it has carry up to MAX_BOOST times more, within the same budget.
-        // One image-sized buffer for the mark, rewritten in place by every
-        // round below: fewer planes alive at once, no fresh pages to fault in.
-        let mut delta = Plane::zeros(luma.dim());
-        spread_into(&mut delta, &mask, &tile_pattern(&signs), amplitude);
-        let plain_mse = mean_square(&delta);
+        let plain_mse = mark.mean_square(None);
         if plain_mse <= 0.0 {
-            return Ok(delta);
+            mark.scale = 0.0;
+            return Ok(mark);
         }
-        let amplitude = amplitude * (budget / plain_mse).sqrt().min(MAX_BOOST);
-        let headroom = headroom();
-        if headroom.down.dim() != luma.dim() || headroom.up.dim() != luma.dim() {
-            return Err(Error::BufferSize {
-                expected: luma.len(),
-                actual: headroom.down.len(),
-            });
-        }
-        spread_into(&mut delta, &mask, &tile_pattern(&signs), amplitude);
+        mark.amplitude *= (budget / plain_mse).sqrt().min(MAX_BOOST);
         if self.options.host_cancellation > 0.0 {
             let groups = Groups::new(&self.schedule, &signs);
             // The host is transformed once; by linearity the marked image's
             // bands are the host's plus the mark's.
-            let host_bands = BlockBands::of(&luma.view());
-            let mask_means = block_means(&mask.view());
+            let host_bands = BlockBands::of_rows(w, h, |first, out| host.luma_rows(first, out));
+            let mask_means = block_means(&mark.mask.view());
             let gains = BlockGains::from_bands(&host_bands, &mask_means);
             // What a host-free image would show for each group: the target.
-            let unit = groups.responses(Observation::measure_with(&delta, &gains).slots());
-            let host = groups.responses(Observation::measure_bands(&host_bands, &gains).slots());
+            let unit = groups.responses(
+                Observation::measure_bands(
+                    &BlockBands::of_rows(w, h, |first, out| mark.rows(first, out)),
+                    &gains,
+                )
+                .slots(),
+            );
+            let host_response = groups.responses(Observation::measure_bands(&host_bands, &gains).slots());
             let lambda = self.options.host_cancellation;
-            let mut factors: Vec<f32> = host
+            let mut factors: Vec<f32> = host_response
                 .iter()
                 .zip(&unit)
                 .map(|(h, m)| if *m > 0.0 { 1.0 - lambda * h / m } else { 1.0 })
@@ -200,15 +243,17 @@ impl Embedder {
             // marked image's perceptual mask is taken to be the host's: the
             // mark moves local contrast by a few percent at most.
             for round in 0..=REFINEMENT_ROUNDS {
-                let values: Vec<f32> = groups.spread(&signs, &factors);
-                spread_into(&mut delta, &mask, &tile_pattern(&values), amplitude);
-                // Where a pixel would clip, only the part of the change that
-                // fits survives; the next round sees exactly that.
-                headroom.clamp(&mut delta);
+                mark.tile = tile_pattern(&groups.spread(&signs, &factors));
                 if round == REFINEMENT_ROUNDS {
                     break;
                 }
-                let marked = host_bands.plus(&BlockBands::of(&delta.view()));
+                // Where a pixel would clip, only the part of the change that
+                // fits survives; the measurement sees exactly that.
+                let mut marked = BlockBands::of_rows(w, h, |first, out| {
+                    mark.rows(first, out);
+                    host.clamp(first, out);
+                });
+                marked.add(&host_bands);
                 let marked_gains = BlockGains::from_bands(&marked, &mask_means);
                 let seen =
                     groups.responses(Observation::measure_bands_robust(&marked, &marked_gains).slots());
@@ -219,21 +264,109 @@ impl Embedder {
                 }
             }
         }
-        let mse = mean_square(&delta);
+        let mse = mark.mean_square(Some(host));
         if mse > budget {
-            let shrink = (budget / mse).sqrt();
-            delta.mapv_inplace(|d| d * shrink);
+            mark.scale = (budget / mse).sqrt();
         }
-        Ok(delta)
+        Ok(mark)
+    }
+}
+
+/// The image a mark is made for: its luma, and how far each pixel can move.
+enum Host<'a> {
+    /// A whole image: luma from its colour, headroom from its channels.
+    Image(&'a DynamicImage),
+    /// A luma plane alone, row-major, on the 8-bit scale.
+    Luma {
+        values: &'a [f32],
+        width: usize,
+        height: usize,
+    },
+}
+
+impl Host<'_> {
+    /// (height, width).
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            Host::Image(image) => (image.height() as usize, image.width() as usize),
+            Host::Luma { width, height, .. } => (*height, *width),
+        }
+    }
+
+    fn luma_rows(&self, first_row: usize, out: &mut [f32]) {
+        match self {
+            Host::Image(image) => luma_rows(image, first_row, out),
+            Host::Luma { values, width, .. } => copy_rows(values, *width, first_row, out),
+        }
+    }
+
+    /// Clamps a change of whole rows from `first_row` on to what the pixels can take.
+    fn clamp(&self, first_row: usize, delta: &mut [f32]) {
+        match self {
+            Host::Image(image) => clamp_to_headroom(image, first_row, delta),
+            Host::Luma { values, width, .. } => {
+                let luma = values.get(first_row * width..).unwrap_or_default();
+                for (d, y) in delta.iter_mut().zip(luma) {
+                    *d = d.clamp(-y.max(0.0), (255.0 - y).max(0.0));
+                }
+            }
+        }
+    }
+}
+
+/// A mark that is never stored whole: pixel `(x, y)` changes by
+/// `scale × clamp(amplitude × mask[y][x] × tile[y mod 128][x mod 128])`,
+/// the clamp keeping every colour channel in range.
+struct Mark {
+    mask: Plane,
+    tile: Plane,
+    amplitude: f32,
+    scale: f32,
+}
+
+impl Mark {
+    /// Writes `amplitude × mask × tile` for whole rows from `first_row` on
+    /// (before clamping and scaling).
+    fn rows(&self, first_row: usize, out: &mut [f32]) {
+        let w = self.mask.ncols();
+        for (y, row) in (first_row..).zip(out.chunks_exact_mut(w.max(1))) {
+            let (Some(mask_row), Some(tile_row)) =
+                (self.mask.row(y).to_slice(), self.tile.row(y % TILE).to_slice())
+            else {
+                row.fill(0.0);
+                continue;
+            };
+            for (chunk, mask_chunk) in row.chunks_mut(TILE).zip(mask_row.chunks(TILE)) {
+                for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
+                    *d = m * (self.amplitude * t);
+                }
+            }
+        }
+    }
+
+    /// The mean square of the mark over the image, clamped to the host's
+    /// headroom if one is given. Bands are summed in a fixed order, so the
+    /// result does not depend on the number of threads.
+    fn mean_square(&self, clamp_to: Option<&Host>) -> f32 {
+        let (h, w) = self.mask.dim();
+        let band_sums: Vec<f64> = (0..h.div_ceil(BAND_ROWS))
+            .into_par_iter()
+            .map_init(Vec::new, |rows, band| {
+                let first_row = band * BAND_ROWS;
+                rows.resize(BAND_ROWS.min(h - first_row) * w, 0.0);
+                self.rows(first_row, rows);
+                if let Some(host) = clamp_to {
+                    host.clamp(first_row, rows);
+                }
+                rows.iter().map(|d| f64::from(d * d)).sum::<f64>()
+            })
+            .collect();
+        (band_sums.iter().sum::<f64>() / (h * w).max(1) as f64) as f32
     }
 }
 
 /// Rounds of correction of informed embedding against the detector's own measurement.
 const REFINEMENT_ROUNDS: usize = 2;
-
-fn mean_square(plane: &Plane) -> f32 {
-    plane.iter().map(|d| d * d).sum::<f32>() / plane.len().max(1) as f32
-}
 
 /// The groups of slots whose correlations the detector reads as one
 /// value: the pilot (group 0) and each coded bit (group 1 + bit).
@@ -288,29 +421,6 @@ pub const MAX_BOOST: f32 = 3.0;
 /// Smallest and largest amplitude factor informed embedding gives a coded bit.
 pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 
-/// Writes `amplitude × mask × tile` into `out`, the tile repeated over the plane.
-fn spread_into(out: &mut Plane, mask: &Plane, tile: &Plane, amplitude: f32) {
-    let tile = tile.as_standard_layout();
-    out.axis_iter_mut(ndarray::Axis(0))
-        .into_par_iter()
-        .zip(mask.axis_iter(ndarray::Axis(0)))
-        .enumerate()
-        .for_each(|(y, (mut row, mask_row))| {
-            let tile_row = tile.row(y % TILE);
-            let (Some(row), Some(tile_row)) = (row.as_slice_mut(), tile_row.to_slice()) else {
-                return;
-            };
-            for (chunk, mask_chunk) in row
-                .chunks_mut(TILE)
-                .zip(mask_row.axis_chunks_iter(ndarray::Axis(0), TILE))
-            {
-                for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
-                    *d = m * (amplitude * t);
-                }
-            }
-        });
-}
-
 fn check_size(width: u32, height: u32) -> Result<()> {
     if width < MIN_SIDE || height < MIN_SIDE {
         return Err(Error::ImageTooSmall {
@@ -320,4 +430,93 @@ fn check_size(width: u32, height: u32) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+
+    fn textured(width: u32, height: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
+            let v = ((x * 7919 + y * 104_729) % 251) as u8;
+            // Saturated corners, so that clamping to the headroom matters.
+            if x < 40 && y < 40 {
+                Rgb([255, v, 250])
+            } else {
+                Rgb([v, v / 2, 255 - v])
+            }
+        }))
+    }
+
+    fn embedder() -> Embedder {
+        EmbedOptions::default().build(&Key::from_bytes([3; 32])).unwrap()
+    }
+
+    #[test]
+    fn output_does_not_depend_on_the_thread_count() {
+        // Odd sizes: a partial band, a partial tile and a partial block.
+        let image = textured(301, 203);
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| embedder().embed(&image, Payload::new(42)).unwrap())
+        };
+        let one = on(1);
+        assert_ne!(one, image);
+        assert_eq!(one, on(2));
+        assert_eq!(one, on(5));
+    }
+
+    #[test]
+    fn luma_delta_is_the_change_embed_makes() {
+        let grey = GrayImage::from_fn(260, 140, |x, y| Luma([((x * 31 + y * 17) % 200) as u8 + 20]));
+        let image = DynamicImage::ImageLuma8(grey.clone());
+        let luma = tattle_core::plane::luma(&image);
+        let delta = embedder().luma_delta(&luma, Payload::new(7)).unwrap();
+        let DynamicImage::ImageLuma8(marked) = embedder().embed(&image, Payload::new(7)).unwrap() else {
+            panic!("pixel type changed");
+        };
+        for ((before, after), d) in grey.pixels().zip(marked.pixels()).zip(delta.iter()) {
+            let change = i32::from(after[0]) - i32::from(before[0]);
+            assert_eq!(change, (d + 0.5).floor() as i32, "delta {d}");
+        }
+        assert!(delta.iter().any(|d| d.abs() >= 1.0));
+    }
+
+    #[test]
+    fn the_psnr_floor_holds_and_nothing_clips() {
+        let image = textured(384, 256);
+        let luma = tattle_core::plane::luma(&image);
+        let delta = embedder().luma_delta(&luma, Payload::new(9)).unwrap();
+        let mse = delta.iter().map(|d| d * d).sum::<f32>() / delta.len() as f32;
+        let psnr = 10.0 * (255.0f32.powi(2) / mse).log10();
+        assert!(psnr >= EmbedOptions::default().psnr_floor - 0.01, "{psnr}");
+        for (d, y) in delta.iter().zip(luma.iter()) {
+            assert!(y + d >= -1e-3 && y + d <= 255.0 + 1e-3, "{y} + {d}");
+        }
+    }
+
+    #[test]
+    fn images_smaller_than_a_tile_are_refused_untouched() {
+        let mut small = textured(MIN_SIDE - 1, 400);
+        let before = small.clone();
+        let error = embedder()
+            .embed_in_place(&mut small, Payload::new(1))
+            .unwrap_err();
+        assert!(matches!(error, Error::ImageTooSmall { .. }), "{error}");
+        assert_eq!(small, before);
+        assert!(embedder()
+            .luma_delta(&Plane::zeros((400, 100)), Payload::new(1))
+            .is_err());
+    }
+
+    #[test]
+    fn a_flat_image_is_returned_unchanged() {
+        let flat = DynamicImage::ImageRgb8(RgbImage::from_pixel(200, 150, Rgb([90, 120, 200])));
+        assert_eq!(embedder().embed(&flat, Payload::new(5)).unwrap(), flat);
+    }
 }
