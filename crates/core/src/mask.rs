@@ -100,16 +100,42 @@ pub fn perceptual_mask_of_rows(
     luma_rows: impl Fn(usize, &mut [f32]) + Sync,
     params: &MaskParams,
 ) -> Plane {
+    perceptual_mask_with(width, height, luma_rows, params, |_, _, _| ()).0
+}
+
+/// [`perceptual_mask_of_rows`] that also hands every band of rows, while
+/// it is in cache, to `per_band(first_row, luma, mask)` — the band's own
+/// luma and mask rows, whole rows, at most [`BAND_ROWS`] — and returns what
+/// it made of each band, in order. One pass over the image does what
+/// would otherwise take several.
+///
+/// ```
+/// use tattle_core::{mask::{perceptual_mask_with, MaskParams}, plane::Plane};
+/// let luma = Plane::from_shape_fn((70, 50), |(y, x)| ((x * 7 + y * 3) % 40) as f32 + 100.0);
+/// let values = luma.as_slice().unwrap();
+/// let (mask, sums) = perceptual_mask_with(50, 70, |first, out| {
+///     out.copy_from_slice(&values[first * 50..first * 50 + out.len()])
+/// }, &MaskParams::default(), |_, luma, _| luma.iter().sum::<f32>());
+/// assert_eq!(mask.dim(), (70, 50));
+/// assert_eq!(sums.len(), 3); // bands of 32, 32 and 6 rows
+/// ```
+pub fn perceptual_mask_with<T: Send>(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+    per_band: impl Fn(usize, &[f32], &[f32]) -> T + Sync,
+) -> (Plane, Vec<T>) {
     let model = MaskModel::new(estimate_noise_sigma_of_rows(width, height, &luma_rows), params);
     let mut mask = Plane::zeros((height, width));
     let Some(values) = mask.as_slice_mut().filter(|v| !v.is_empty()) else {
-        return mask;
+        return (mask, Vec::new());
     };
     let filter = BoxFilter::new(width, height, params.radius);
-    values
+    let per_band = values
         .par_chunks_mut(BAND_ROWS * width)
         .enumerate()
-        .for_each_init(
+        .map_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(luma, mean, scratch), (band, out)| {
                 let first = band * BAND_ROWS;
@@ -124,9 +150,14 @@ pub fn perceptual_mask_of_rows(
                 for (m, &mu) in out.iter_mut().zip(mean.iter()) {
                     *m = model.at(variance_from(*m, mu), mu);
                 }
+                let own_rows = luma
+                    .get((first - lo) * width..(first - lo) * width + out.len())
+                    .unwrap_or_default();
+                per_band(first, own_rows, out)
             },
-        );
-    mask
+        )
+        .collect();
+    (mask, per_band)
 }
 
 fn centred_square(v: f32) -> f32 {
@@ -230,8 +261,10 @@ impl Table {
     #[inline]
     fn at(&self, x: f32) -> f32 {
         let position = (x * self.scale).clamp(0.0, Self::STEPS as f32);
-        let i = position as usize;
+        // Through u32: converting a usize to f32 takes a branch on x86-64.
+        let i = position as u32;
         let t = position - i as f32;
+        let i = i as usize;
         match (self.values.get(i), self.values.get(i + 1)) {
             (Some(a), Some(b)) => a + (b - a) * t,
             _ => 0.0,

@@ -107,15 +107,38 @@ impl BlockBands {
                 let block_rows = out.len() / blocks_x.max(1);
                 pixels.resize(block_rows * BLOCK * width, 0.0);
                 rows(band * BAND_ROWS, pixels);
-                for (block_row, out) in pixels
-                    .chunks_exact(BLOCK * width)
-                    .zip(out.chunks_exact_mut(blocks_x.max(1)))
-                {
-                    let rows: Vec<&[f32]> = block_row.chunks_exact(width).collect();
-                    transform_block_row(&rows, out);
-                }
+                transform_rows(pixels, width, out);
             });
         Self { bands, blocks_x }
+    }
+
+    /// The bands of the whole blocks of a band of rows: `rows` holds whole
+    /// rows `width` wide, starting on a block boundary. [`BlockBands::concat`]
+    /// puts consecutive bands back together.
+    pub fn of_slice(rows: &[f32], width: usize) -> Self {
+        let blocks_x = width / BLOCK;
+        let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * (rows.len() / width.max(1) / BLOCK)];
+        transform_rows(rows, width, &mut bands);
+        Self { bands, blocks_x }
+    }
+
+    /// The bands of consecutive bands of rows, in order, as one.
+    pub fn concat(parts: impl IntoIterator<Item = BlockBands>) -> Self {
+        let mut whole = Self {
+            bands: Vec::new(),
+            blocks_x: 0,
+        };
+        for part in parts {
+            whole.blocks_x = part.blocks_x;
+            whole.bands.extend(part.bands);
+        }
+        whole
+    }
+
+    /// Multiplies every coefficient by `factor`: the bands of the plane
+    /// times `factor`.
+    pub fn scale(&mut self, factor: f32) {
+        self.bands.iter_mut().flatten().for_each(|c| *c *= factor);
     }
 
     /// Adds `other` block by block: afterwards these are the bands of the
@@ -124,6 +147,23 @@ impl BlockBands {
         for (a, b) in self.bands.iter_mut().zip(&other.bands) {
             a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         }
+    }
+}
+
+/// The bands of the whole blocks of whole rows `width` wide (starting on
+/// a block boundary), block row by block row.
+fn transform_rows(pixels: &[f32], width: usize, out: &mut [[f32; BAND_LEN]]) {
+    let blocks_x = width / BLOCK;
+    if blocks_x == 0 {
+        return;
+    }
+    for (block_row, out) in pixels
+        .chunks_exact(BLOCK * width)
+        .zip(out.chunks_exact_mut(blocks_x))
+    {
+        let rows: [&[f32]; BLOCK] =
+            std::array::from_fn(|y| block_row.get(y * width..(y + 1) * width).unwrap_or_default());
+        transform_block_row(&rows, out);
     }
 }
 
@@ -141,14 +181,14 @@ fn transform_block_row(rows: &[&[f32]], out: &mut [[f32; BAND_LEN]]) {
             }
         }
         // …then one column transform per band coefficient.
-        *band = BAND.map(|(u, v, _)| {
+        for (coefficient, &(u, v, _)) in band.iter_mut().zip(BAND.iter()) {
             let column = basis.get(u).map_or(&[][..], |b| &b[..]);
-            partial
+            *coefficient = partial
                 .iter()
                 .zip(column)
                 .map(|(p, b)| p.get(v).map_or(0.0, |p| p * b))
-                .sum()
-        });
+                .sum();
+        }
     }
 }
 
@@ -271,28 +311,50 @@ impl Observation {
         shift: (usize, usize),
         weighting: Weighting,
     ) -> Self {
+        // Rows of blocks a tile high, summed in parallel, then added in
+        // order: the same sums on any number of threads.
+        let chunk = (TILE_BLOCKS * gains.blocks_x).max(1);
+        let parts: Vec<(Vec<f32>, usize)> = gains
+            .gains
+            .par_chunks(chunk)
+            .zip(bands.bands.par_chunks(chunk))
+            .enumerate()
+            .map(|(part, (gains_part, bands_part))| {
+                let mut slots = vec![0.0f32; SLOTS];
+                let mut blocks = 0;
+                for (offset, (&gain, band)) in gains_part.iter().zip(bands_part).enumerate() {
+                    if gain <= 0.0 {
+                        continue;
+                    }
+                    let index = part * chunk + offset;
+                    let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
+                    let mean_sq = mean_square(band);
+                    let first_slot = slot_index(bx + shift.0, by + shift.1, 0);
+                    let block_slots = slots
+                        .get_mut(first_slot..first_slot + BAND_LEN)
+                        .unwrap_or_default();
+                    for ((slot, c), &(_, _, weight)) in block_slots.iter_mut().zip(band).zip(BAND.iter()) {
+                        let robustness = match weighting {
+                            // A coefficient's own size enters its weight (a
+                            // robust, Cauchy-like correlator): strong host
+                            // edges count less.
+                            Weighting::Robust => {
+                                (mean_sq + NOISE_FLOOR) / (0.5 * (c * c + mean_sq) + NOISE_FLOOR)
+                            }
+                            Weighting::Linear => 1.0,
+                        };
+                        *slot += gain * robustness * weight * c;
+                    }
+                    blocks += 1;
+                }
+                (slots, blocks)
+            })
+            .collect();
         let mut slots = vec![0.0f32; SLOTS];
         let mut blocks = 0;
-        for (index, (&gain, band)) in gains.gains.iter().zip(&bands.bands).enumerate() {
-            if gain <= 0.0 {
-                continue;
-            }
-            let (bx, by) = (index % gains.blocks_x, index / gains.blocks_x);
-            let mean_sq = mean_square(band);
-            let first_slot = slot_index(bx + shift.0, by + shift.1, 0);
-            let block_slots = slots
-                .get_mut(first_slot..first_slot + BAND_LEN)
-                .unwrap_or_default();
-            for ((slot, c), &(_, _, weight)) in block_slots.iter_mut().zip(band).zip(BAND.iter()) {
-                let robustness = match weighting {
-                    // A coefficient's own size enters its weight (a robust,
-                    // Cauchy-like correlator): strong host edges count less.
-                    Weighting::Robust => (mean_sq + NOISE_FLOOR) / (0.5 * (c * c + mean_sq) + NOISE_FLOOR),
-                    Weighting::Linear => 1.0,
-                };
-                *slot += gain * robustness * weight * c;
-            }
-            blocks += 1;
+        for (part, count) in parts {
+            slots.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+            blocks += count;
         }
         Self { slots, blocks }
     }

@@ -122,6 +122,11 @@ impl Sample for f32 {
     }
     #[inline(always)]
     fn shift_all(colour: &mut [Self], change: f32) {
+        // The round trip through the encoding is not exact: samples that
+        // do not move are left alone.
+        if change == 0.0 {
+            return;
+        }
         for s in colour.iter_mut() {
             *s = decode_to_linear(encode_linear(*s) + change / 255.0);
         }
@@ -332,9 +337,7 @@ fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &
         };
         let (down, up) = headroom_of(colour);
         let change = d.clamp(-down, up) * scale;
-        if change != 0.0 {
-            S::shift_all(colour, change);
-        }
+        S::shift_all(colour, change);
     }
 }
 

@@ -308,11 +308,15 @@ impl Detector {
         for (_, linear) in probe.search_families() {
             maps.push((linear, false));
         }
+        drop(probe);
+        // The unchanged geometry's planes move into its canonical: no copies.
+        let mut unchanged = Some((weights, residual));
         let mut canonicals = Vec::new();
         let mut shifts = Vec::new();
         for (linear, all_orientations) in maps {
-            let (canonical, canonical_weights, whitened) = if canonicals.is_empty() {
-                (sync::Canonical::identity(luma), weights.clone(), residual.clone())
+            let (canonical, canonical_weights, whitened) = if let Some((weights, residual)) = unchanged.take()
+            {
+                (sync::Canonical::identity(luma), weights, residual)
             } else {
                 let Some(c) = sync::Canonical::resample(luma, linear) else {
                     continue;

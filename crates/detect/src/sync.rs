@@ -952,8 +952,9 @@ fn bilinear_wrapped(plane: &Plane, x: f64, y: f64) -> f32 {
 
 /// An image resampled into canonical coordinates: tiles square and 128
 /// pixels, so that only the lattice's symmetries and the tile phase remain.
-pub(crate) struct Canonical {
-    pub plane: Plane,
+pub(crate) struct Canonical<'a> {
+    /// The received image itself when no map is undone.
+    pub plane: std::borrow::Cow<'a, Plane>,
     linear: Linear,
     /// Canonical coordinates of the plane's pixel (0, 0), relative to the centre.
     min: (f64, f64),
@@ -961,13 +962,13 @@ pub(crate) struct Canonical {
     centre: (f64, f64),
 }
 
-impl Canonical {
+impl<'a> Canonical<'a> {
     /// The received image as it is.
-    pub fn identity(luma: &Plane) -> Self {
+    pub fn identity(luma: &'a Plane) -> Self {
         let (h, w) = luma.dim();
         let centre = (w as f64 / 2.0, h as f64 / 2.0);
         Self {
-            plane: luma.clone(),
+            plane: std::borrow::Cow::Borrowed(luma),
             linear: Linear::IDENTITY,
             min: (-centre.0, -centre.1),
             centre,
@@ -1017,7 +1018,7 @@ impl Canonical {
             }
         }
         Some(Self {
-            plane,
+            plane: std::borrow::Cow::Owned(plane),
             linear,
             min: (min_x, min_y),
             centre,

@@ -36,7 +36,7 @@
 use image::DynamicImage;
 use rayon::prelude::*;
 use tattle_core::layout::{Role, Schedule, TILE};
-use tattle_core::mask::{perceptual_mask_of_rows, MaskParams};
+use tattle_core::mask::{perceptual_mask_with, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_by_rows, clamp_to_headroom, copy_rows, luma_rows, Plane, BAND_ROWS};
@@ -198,37 +198,69 @@ impl Embedder {
         let (h, w) = host.dim();
         check_size(w as u32, h as u32)?;
         let signs = self.schedule.slot_signs(&code::encode(payload));
+        let tile = tile_pattern(&signs);
+        let amplitude = BASE_AMPLITUDE * self.options.strength;
+        let informed = self.options.host_cancellation > 0.0;
+        // One pass over the image builds the mask and, band by band while
+        // it is in cache, what the first fit needs: the plain mark's energy,
+        // the host's bands and the plain mark's bands.
+        let (mask, bands) = perceptual_mask_with(
+            w,
+            h,
+            |first, out| host.luma_rows(first, out),
+            &self.options.mask,
+            |first_row, luma, mask| {
+                let mut plain = vec![0.0f32; mask.len()];
+                spread_rows(mask, w, first_row, &tile, amplitude, &mut plain);
+                let energy = plain.iter().map(|d| f64::from(d * d)).sum::<f64>();
+                let measured = informed.then(|| {
+                    (
+                        BlockBands::of_slice(luma, w),
+                        BlockBands::of_slice(&plain, w),
+                        ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
+                            .map(|rows| block_means(&rows))
+                            .unwrap_or_default(),
+                    )
+                });
+                (energy, measured)
+            },
+        );
         let mut mark = Mark {
-            mask: perceptual_mask_of_rows(w, h, |first, out| host.luma_rows(first, out), &self.options.mask),
-            tile: tile_pattern(&signs),
-            amplitude: BASE_AMPLITUDE * self.options.strength,
+            mask,
+            tile,
+            amplitude,
             scale: 1.0,
         };
         let budget = 255.0f32.powi(2) / 10f32.powf(self.options.psnr_floor / 10.0);
         // Fit the mark to the distortion budget: shrink it when it exceeds
         // the PSNR floor; when an image has little texture, let the texture
         // it has carry up to MAX_BOOST times more, within the same budget.
-        let plain_mse = mark.mean_square(None);
+        // Bands are summed in a fixed order: the same result on any number of threads.
+        let plain_mse = (bands.iter().map(|(energy, _)| energy).sum::<f64>() / (h * w) as f64) as f32;
         if plain_mse <= 0.0 {
             mark.scale = 0.0;
             return Ok(mark);
         }
-        mark.amplitude *= (budget / plain_mse).sqrt().min(MAX_BOOST);
-        if self.options.host_cancellation > 0.0 {
+        let boost = (budget / plain_mse).sqrt().min(MAX_BOOST);
+        mark.amplitude *= boost;
+        if informed {
             let groups = Groups::new(&self.schedule, &signs);
+            let (mut host_parts, mut plain_parts, mut mean_parts) = (Vec::new(), Vec::new(), Vec::new());
+            for (host_bands, plain_bands, means) in bands.into_iter().filter_map(|(_, measured)| measured) {
+                host_parts.push(host_bands);
+                plain_parts.push(plain_bands);
+                mean_parts.extend(means);
+            }
             // The host is transformed once; by linearity the marked image's
             // bands are the host's plus the mark's.
-            let host_bands = BlockBands::of_rows(w, h, |first, out| host.luma_rows(first, out));
-            let mask_means = block_means(&mark.mask.view());
+            let host_bands = BlockBands::concat(host_parts);
+            let mask_means = mean_parts;
             let gains = BlockGains::from_bands(&host_bands, &mask_means);
             // What a host-free image would show for each group: the target.
-            let unit = groups.responses(
-                Observation::measure_bands(
-                    &BlockBands::of_rows(w, h, |first, out| mark.rows(first, out)),
-                    &gains,
-                )
-                .slots(),
-            );
+            let mut unit_bands = BlockBands::concat(plain_parts);
+            unit_bands.scale(boost);
+            let unit = groups.responses(Observation::measure_bands(&unit_bands, &gains).slots());
+            drop(unit_bands);
             let host_response = groups.responses(Observation::measure_bands(&host_bands, &gains).slots());
             let lambda = self.options.host_cancellation;
             let mut factors: Vec<f32> = host_response
@@ -264,7 +296,7 @@ impl Embedder {
                 }
             }
         }
-        let mse = mark.mean_square(Some(host));
+        let mse = mark.mean_square(host);
         if mse > budget {
             mark.scale = (budget / mse).sqrt();
         }
@@ -329,25 +361,20 @@ impl Mark {
     /// (before clamping and scaling).
     fn rows(&self, first_row: usize, out: &mut [f32]) {
         let w = self.mask.ncols();
-        for (y, row) in (first_row..).zip(out.chunks_exact_mut(w.max(1))) {
-            let (Some(mask_row), Some(tile_row)) =
-                (self.mask.row(y).to_slice(), self.tile.row(y % TILE).to_slice())
-            else {
-                row.fill(0.0);
-                continue;
-            };
-            for (chunk, mask_chunk) in row.chunks_mut(TILE).zip(mask_row.chunks(TILE)) {
-                for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
-                    *d = m * (self.amplitude * t);
-                }
-            }
+        match self
+            .mask
+            .as_slice()
+            .and_then(|m| m.get(first_row * w..first_row * w + out.len()))
+        {
+            Some(mask) => spread_rows(mask, w, first_row, &self.tile, self.amplitude, out),
+            None => out.fill(0.0),
         }
     }
 
     /// The mean square of the mark over the image, clamped to the host's
-    /// headroom if one is given. Bands are summed in a fixed order, so the
-    /// result does not depend on the number of threads.
-    fn mean_square(&self, clamp_to: Option<&Host>) -> f32 {
+    /// headroom. Bands are summed in a fixed order, so the result does not
+    /// depend on the number of threads.
+    fn mean_square(&self, host: &Host) -> f32 {
         let (h, w) = self.mask.dim();
         let band_sums: Vec<f64> = (0..h.div_ceil(BAND_ROWS))
             .into_par_iter()
@@ -355,9 +382,7 @@ impl Mark {
                 let first_row = band * BAND_ROWS;
                 rows.resize(BAND_ROWS.min(h - first_row) * w, 0.0);
                 self.rows(first_row, rows);
-                if let Some(host) = clamp_to {
-                    host.clamp(first_row, rows);
-                }
+                host.clamp(first_row, rows);
                 rows.iter().map(|d| f64::from(d * d)).sum::<f64>()
             })
             .collect();
@@ -420,6 +445,26 @@ pub const MAX_BOOST: f32 = 3.0;
 
 /// Smallest and largest amplitude factor informed embedding gives a coded bit.
 pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
+
+/// Writes `amplitude × mask × tile` for whole rows `width` wide from
+/// `first_row` on, the tile repeated over the image; `mask` holds the
+/// same rows of the perceptual mask.
+fn spread_rows(mask: &[f32], width: usize, first_row: usize, tile: &Plane, amplitude: f32, out: &mut [f32]) {
+    let rows = mask
+        .chunks_exact(width.max(1))
+        .zip(out.chunks_exact_mut(width.max(1)));
+    for (y, (mask_row, row)) in (first_row..).zip(rows) {
+        let Some(tile_row) = tile.row(y % TILE).to_slice() else {
+            row.fill(0.0);
+            continue;
+        };
+        for (chunk, mask_chunk) in row.chunks_mut(TILE).zip(mask_row.chunks(TILE)) {
+            for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
+                *d = m * (amplitude * t);
+            }
+        }
+    }
+}
 
 fn check_size(width: u32, height: u32) -> Result<()> {
     if width < MIN_SIDE || height < MIN_SIDE {
