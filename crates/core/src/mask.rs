@@ -126,38 +126,119 @@ pub fn perceptual_mask_with<T: Send>(
     params: &MaskParams,
     per_band: impl Fn(usize, &[f32], &[f32]) -> T + Sync,
 ) -> (Plane, Vec<T>) {
-    let model = MaskModel::new(estimate_noise_sigma_of_rows(width, height, &luma_rows), params);
     let mut mask = Plane::zeros((height, width));
-    let Some(values) = mask.as_slice_mut().filter(|v| !v.is_empty()) else {
+    let Some(values) = mask.as_slice_mut() else {
         return (mask, Vec::new());
     };
-    let filter = BoxFilter::new(width, height, params.radius);
-    let per_band = values
+    let per_band = perceptual_mask_into(
+        width,
+        height,
+        luma_rows,
+        params,
+        values,
+        |first, luma, band, out| {
+            out.copy_from_slice(band);
+            per_band(first, luma, band)
+        },
+    );
+    (mask, per_band)
+}
+
+/// [`perceptual_mask_with`] for callers that store the mask in their own
+/// form: `storage` (one element per pixel, row-major) is handed over band
+/// by band, with the band's luma and mask, to `per_band(first_row, luma,
+/// mask, storage)`, which keeps what it needs of the mask there.
+///
+/// ```
+/// use tattle_core::{mask::{perceptual_mask, perceptual_mask_into, MaskParams}, plane::Plane};
+/// let luma = Plane::from_shape_fn((70, 50), |(y, x)| ((x * 7 + y * 3) % 40) as f32 + 100.0);
+/// let values = luma.as_slice().unwrap();
+/// let mut percent = vec![0u8; 70 * 50];
+/// perceptual_mask_into(50, 70, |first, out| {
+///     out.copy_from_slice(&values[first * 50..first * 50 + out.len()])
+/// }, &MaskParams::default(), &mut percent, |_, _, mask, out| {
+///     for (o, m) in out.iter_mut().zip(mask) {
+///         *o = (m * 100.0).round() as u8;
+///     }
+/// });
+/// let mask = perceptual_mask(&luma, &MaskParams::default());
+/// assert_eq!(percent[60], (mask[[1, 10]] * 100.0).round() as u8);
+/// ```
+pub fn perceptual_mask_into<S: Send, T: Send>(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+    storage: &mut [S],
+    per_band: impl Fn(usize, &[f32], &[f32], &mut [S]) -> T + Sync,
+) -> Vec<T> {
+    if width == 0 || height == 0 {
+        return Vec::new();
+    }
+    let masker = BandMasker::new(width, height, &luma_rows, params);
+    storage
         .par_chunks_mut(BAND_ROWS * width)
         .enumerate()
         .map_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(luma, mean, scratch), (band, out)| {
+            || (MaskScratch::default(), Vec::new()),
+            |(scratch, mask), (band, stored)| {
                 let first = band * BAND_ROWS;
-                let (lo, hi) = filter.reach(first, out.len() / width);
-                luma.resize((hi - lo) * width, 0.0);
-                luma_rows(lo, luma);
-                mean.resize(out.len(), 0.0);
-                filter.band(luma, first, mean, |v| v, scratch);
-                // Variance is shift-invariant; centring on mid grey keeps
-                // the squares small, so E[x²] − E[x]² loses less to rounding.
-                filter.band(luma, first, out, centred_square, scratch);
-                for (m, &mu) in out.iter_mut().zip(mean.iter()) {
-                    *m = model.at(variance_from(*m, mu), mu);
-                }
-                let own_rows = luma
-                    .get((first - lo) * width..(first - lo) * width + out.len())
-                    .unwrap_or_default();
-                per_band(first, own_rows, out)
+                mask.resize(stored.len(), 0.0);
+                let luma = masker.band(first, mask, scratch);
+                per_band(first, luma, mask, stored)
             },
         )
-        .collect();
-    (mask, per_band)
+        .collect()
+}
+
+/// The perceptual mask of one band of rows at a time.
+struct BandMasker<'a, R> {
+    width: usize,
+    luma_rows: &'a R,
+    model: MaskModel,
+    filter: BoxFilter,
+}
+
+/// Buffers a thread reuses from band to band.
+#[derive(Default)]
+struct MaskScratch {
+    luma: Vec<f32>,
+    mean: Vec<f32>,
+    boxes: Vec<f32>,
+}
+
+impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
+    fn new(width: usize, height: usize, luma_rows: &'a R, params: &MaskParams) -> Self {
+        Self {
+            width,
+            luma_rows,
+            model: MaskModel::new(estimate_noise_sigma_of_rows(width, height, luma_rows), params),
+            filter: BoxFilter::new(width, height, params.radius),
+        }
+    }
+
+    /// Writes the mask of whole rows from `first` on into `out`; returns
+    /// the luma of those rows.
+    fn band<'s>(&self, first: usize, out: &mut [f32], scratch: &'s mut MaskScratch) -> &'s [f32] {
+        let width = self.width;
+        let (lo, hi) = self.filter.reach(first, out.len() / width.max(1));
+        scratch.luma.resize((hi - lo) * width, 0.0);
+        (self.luma_rows)(lo, &mut scratch.luma);
+        scratch.mean.resize(out.len(), 0.0);
+        self.filter
+            .band(&scratch.luma, first, &mut scratch.mean, |v| v, &mut scratch.boxes);
+        // Variance is shift-invariant; centring on mid grey keeps the
+        // squares small, so E[x²] − E[x]² loses less to rounding.
+        self.filter
+            .band(&scratch.luma, first, out, centred_square, &mut scratch.boxes);
+        for (m, &mu) in out.iter_mut().zip(scratch.mean.iter()) {
+            *m = self.model.at(variance_from(*m, mu), mu);
+        }
+        scratch
+            .luma
+            .get((first - lo) * width..(first - lo) * width + out.len())
+            .unwrap_or_default()
+    }
 }
 
 fn centred_square(v: f32) -> f32 {
@@ -328,34 +409,74 @@ pub fn estimate_noise_sigma_of_rows(
     height: usize,
     luma_rows: impl Fn(usize, &mut [f32]) + Sync,
 ) -> f32 {
-    // One detail per 2x2 pixels, written in place by bands of rows: bands
-    // start on even rows, so every pair of rows lies in one band.
-    let details_per_row = width / 2;
-    let mut details = vec![0.0f32; (height / 2) * details_per_row];
-    details
-        .par_chunks_mut((BAND_ROWS / 2 * details_per_row).max(1))
-        .enumerate()
-        .for_each_init(Vec::new, |luma, (band, out)| {
-            let first = band * BAND_ROWS;
-            let rows = BAND_ROWS.min(height - first);
-            luma.resize(rows * width, 0.0);
-            luma_rows(first, luma);
-            let pairs = luma.chunks_exact(2 * width);
-            for (pair, out) in pairs.zip(out.chunks_exact_mut(details_per_row.max(1))) {
-                let (top, bottom) = pair.split_at(width);
-                for ((t, b), d) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(out) {
-                    if let ([t0, t1], [b0, b1]) = (t, b) {
-                        *d = ((t0 - t1 - b0 + b1) / 2.0).abs();
-                    }
-                }
-            }
-        });
-    if details.is_empty() {
+    // The median is found without storing the details: they are not
+    // negative, so their order is that of their bit patterns. A histogram
+    // of the high 16 bits finds the bin holding the median, a second one of
+    // the low 16 bits within that bin finds the value itself. Counts add
+    // the same way on any number of threads.
+    let count = (height / 2) * (width / 2);
+    if count == 0 {
         return 0.0;
     }
-    let mid = details.len() / 2;
-    let (_, median, _) = details.select_nth_unstable_by(mid, f32::total_cmp);
-    *median / 0.6745
+    let histogram = |bin_of: &(dyn Fn(u32) -> Option<usize> + Sync)| -> Vec<u64> {
+        (0..height.div_ceil(BAND_ROWS))
+            .into_par_iter()
+            .fold(
+                || (vec![0u64; 1 << 16], Vec::new()),
+                |(mut counts, mut luma), band| {
+                    let first = band * BAND_ROWS;
+                    luma.resize(BAND_ROWS.min(height - first) * width, 0.0);
+                    luma_rows(first, &mut luma);
+                    for_each_detail(&luma, width, |d| {
+                        if let Some(c) = bin_of(d.to_bits()).and_then(|bin| counts.get_mut(bin)) {
+                            *c += 1;
+                        }
+                    });
+                    (counts, luma)
+                },
+            )
+            .map(|(counts, _)| counts)
+            .reduce(
+                || vec![0u64; 1 << 16],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    };
+    // The rank `select_nth_unstable` would put the median at.
+    let rank = (count / 2) as u64;
+    let (high, rank) = bin_of_rank(&histogram(&|bits| Some((bits >> 16) as usize)), rank);
+    let (low, _) = bin_of_rank(
+        &histogram(&|bits| ((bits >> 16) as usize == high).then_some((bits & 0xffff) as usize)),
+        rank,
+    );
+    f32::from_bits(((high as u32) << 16) | low as u32) / 0.6745
+}
+
+/// The finest diagonal Haar detail, `|a − b − c + d| / 2`, of every 2x2
+/// block of pixels of whole rows `width` wide (an even number of them).
+fn for_each_detail(luma: &[f32], width: usize, mut f: impl FnMut(f32)) {
+    for pair in luma.chunks_exact(2 * width.max(1)) {
+        let (top, bottom) = pair.split_at(width);
+        for (t, b) in top.chunks_exact(2).zip(bottom.chunks_exact(2)) {
+            if let ([t0, t1], [b0, b1]) = (t, b) {
+                f(((t0 - t1 - b0 + b1) / 2.0).abs());
+            }
+        }
+    }
+}
+
+/// The bin holding the element of rank `rank` (from 0) of a histogram, and
+/// that element's rank within the bin.
+fn bin_of_rank(counts: &[u64], mut rank: u64) -> (usize, u64) {
+    for (bin, &c) in counts.iter().enumerate() {
+        if rank < c {
+            return (bin, rank);
+        }
+        rank -= c;
+    }
+    (counts.len().saturating_sub(1), 0)
 }
 
 #[cfg(test)]
@@ -416,6 +537,32 @@ mod tests {
         let sigma = estimate_noise_sigma(&noisy);
         assert!((sigma - 5.0).abs() < 0.4, "{sigma}");
         assert_eq!(estimate_noise_sigma(&Plane::from_elem((64, 64), 9.0)), 0.0);
+    }
+
+    #[test]
+    fn noise_estimate_is_the_exact_median_of_the_details() {
+        let mut rng = KeyedStream::from_seed([6; 32]);
+        // Odd sizes, ties (whole levels) and zeros (a flat strip).
+        for (h, w) in [(37, 53), (70, 2), (3, 300), (101, 64)] {
+            let plane = Plane::from_shape_fn((h, w), |(y, x)| {
+                if x < 5 {
+                    7.0
+                } else {
+                    rng.below(9) as f32 * 0.5 + y as f32
+                }
+            });
+            let mut details = Vec::new();
+            for y in (0..h - 1).step_by(2) {
+                for x in (0..w - 1).step_by(2) {
+                    let d = plane[[y, x]] - plane[[y, x + 1]] - plane[[y + 1, x]] + plane[[y + 1, x + 1]];
+                    details.push((d / 2.0).abs());
+                }
+            }
+            details.sort_by(f32::total_cmp);
+            let median = details[details.len() / 2];
+            assert_eq!(estimate_noise_sigma(&plane), median / 0.6745, "{h}x{w}");
+        }
+        assert_eq!(estimate_noise_sigma(&Plane::zeros((1, 40))), 0.0);
     }
 
     #[test]

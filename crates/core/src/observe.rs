@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::layout::{slot_index, BAND, SLOTS, TILE, TILE_BLOCKS};
 use crate::mask::{perceptual_mask, MaskParams};
-use crate::plane::{Plane, BAND_ROWS};
+use crate::plane::Plane;
 
 /// Variance (squared grey levels) added to every block's own coefficient
 /// variance when weighting it, so that nearly flat blocks — where rounding
@@ -81,64 +81,19 @@ impl BlockBands {
         Self { bands, blocks_x }
     }
 
-    /// The bands of every whole block of a `width` x `height` plane that is
-    /// never stored whole: `rows(first_row, out)` writes the plane's rows
-    /// from `first_row` on into `out` (whole rows, at most
-    /// [`BAND_ROWS`]). Bands of rows run in parallel, each in its own
-    /// reused buffer.
+    /// The bands of the whole blocks of a band of rows: `rows` holds whole
+    /// rows `width` wide, starting on a block boundary.
     ///
     /// ```
     /// use tattle_core::{observe::BlockBands, plane::Plane};
     /// let plane = Plane::from_shape_fn((40, 24), |(y, x)| ((x * 5 + y * 11) % 17) as f32);
-    /// let values = plane.as_slice().unwrap();
-    /// let streamed = BlockBands::of_rows(24, 40, |first, out| {
-    ///     out.copy_from_slice(&values[first * 24..first * 24 + out.len()])
-    /// });
-    /// assert_eq!(streamed, BlockBands::of(&plane.view()));
+    /// assert_eq!(BlockBands::of_slice(plane.as_slice().unwrap(), 24), BlockBands::of(&plane.view()));
     /// ```
-    pub fn of_rows(width: usize, height: usize, rows: impl Fn(usize, &mut [f32]) + Sync) -> Self {
-        let (blocks_x, blocks_y) = (width / BLOCK, height / BLOCK);
-        let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * blocks_y];
-        let block_rows_per_band = BAND_ROWS / BLOCK;
-        bands
-            .par_chunks_mut((blocks_x * block_rows_per_band).max(1))
-            .enumerate()
-            .for_each_init(Vec::new, |pixels, (band, out)| {
-                let block_rows = out.len() / blocks_x.max(1);
-                pixels.resize(block_rows * BLOCK * width, 0.0);
-                rows(band * BAND_ROWS, pixels);
-                transform_rows(pixels, width, out);
-            });
-        Self { bands, blocks_x }
-    }
-
-    /// The bands of the whole blocks of a band of rows: `rows` holds whole
-    /// rows `width` wide, starting on a block boundary. [`BlockBands::concat`]
-    /// puts consecutive bands back together.
     pub fn of_slice(rows: &[f32], width: usize) -> Self {
         let blocks_x = width / BLOCK;
         let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * (rows.len() / width.max(1) / BLOCK)];
         transform_rows(rows, width, &mut bands);
         Self { bands, blocks_x }
-    }
-
-    /// The bands of consecutive bands of rows, in order, as one.
-    pub fn concat(parts: impl IntoIterator<Item = BlockBands>) -> Self {
-        let mut whole = Self {
-            bands: Vec::new(),
-            blocks_x: 0,
-        };
-        for part in parts {
-            whole.blocks_x = part.blocks_x;
-            whole.bands.extend(part.bands);
-        }
-        whole
-    }
-
-    /// Multiplies every coefficient by `factor`: the bands of the plane
-    /// times `factor`.
-    pub fn scale(&mut self, factor: f32) {
-        self.bands.iter_mut().flatten().for_each(|c| *c *= factor);
     }
 
     /// Adds `other` block by block: afterwards these are the bands of the
@@ -220,16 +175,6 @@ pub struct BlockGains {
 }
 
 impl BlockGains {
-    /// The gains of a luma plane (grey levels).
-    pub fn of(luma: &Plane, mask: &MaskParams) -> Self {
-        Self::with_mask(&luma.view(), &perceptual_mask(luma, mask).view())
-    }
-
-    /// The gains of a luma plane whose perceptual mask is already known.
-    pub fn with_mask(luma: &ArrayView2<f32>, weights: &ArrayView2<f32>) -> Self {
-        Self::from_bands(&BlockBands::of(luma), &block_means(weights))
-    }
-
     /// The gains of blocks with these bands and these mean mask values.
     pub fn from_bands(bands: &BlockBands, mask_means: &[f32]) -> Self {
         let gains = bands
@@ -287,20 +232,50 @@ impl Observation {
         Self::from_bands(&bands, &gains, shift, Weighting::Robust)
     }
 
-    /// Measures a plane with given block gains: linear in the plane.
-    pub fn measure_with(plane: &Plane, gains: &BlockGains) -> Self {
-        Self::measure_bands(&BlockBands::of(&plane.view()), gains)
-    }
-
-    /// [`Observation::measure_with`] of a plane whose bands are known.
-    pub fn measure_bands(bands: &BlockBands, gains: &BlockGains) -> Self {
-        Self::from_bands(bands, gains, (0, 0), Weighting::Linear)
+    /// Measures one band of rows of a plane, whose bands are known, with
+    /// given gains: linear in the plane. The band's first row of blocks is
+    /// the plane's `first_block_row`; the parts of a plane
+    /// [`Observation::sum`] to the measurement of the whole.
+    pub fn measure_bands_part(bands: &BlockBands, gains: &BlockGains, first_block_row: usize) -> Self {
+        Self::from_bands(bands, gains, (0, first_block_row), Weighting::Linear)
     }
 
     /// The detector's measurement ([`Observation::measure_masked`] at the
-    /// origin) of a plane whose bands are known, with given gains.
-    pub fn measure_bands_robust(bands: &BlockBands, gains: &BlockGains) -> Self {
-        Self::from_bands(bands, gains, (0, 0), Weighting::Robust)
+    /// origin) of one band of rows of a plane whose bands are known, with
+    /// given gains, as [`Observation::measure_bands_part`].
+    pub fn measure_bands_robust_part(bands: &BlockBands, gains: &BlockGains, first_block_row: usize) -> Self {
+        Self::from_bands(bands, gains, (0, first_block_row), Weighting::Robust)
+    }
+
+    /// The measurement of a plane from those of its parts, added in order.
+    ///
+    /// ```
+    /// use tattle_core::{observe::{BlockBands, BlockGains, Observation}, plane::Plane};
+    /// let plane = Plane::from_shape_fn((64, 48), |(y, x)| ((x * 5 + y * 11) % 17) as f32);
+    /// let bands = BlockBands::of(&plane.view());
+    /// let whole = Observation::measure_bands_part(&bands, &BlockGains::from_bands(&bands, &vec![1.0; 48]), 0);
+    /// let values = plane.as_slice().unwrap();
+    /// let parts = [0, 32].map(|first| {
+    ///     let rows = &values[first * 48..(first + 32) * 48];
+    ///     let part_gains = BlockGains::from_bands(&BlockBands::of_slice(rows, 48), &vec![1.0; 24]);
+    ///     Observation::measure_bands_part(&BlockBands::of_slice(rows, 48), &part_gains, first / 8)
+    /// });
+    /// let summed = Observation::sum(parts);
+    /// assert_eq!(summed.blocks(), whole.blocks());
+    /// for (a, b) in summed.slots().iter().zip(whole.slots()) {
+    ///     assert!((a - b).abs() < 1e-3);
+    /// }
+    /// ```
+    pub fn sum(parts: impl IntoIterator<Item = Observation>) -> Self {
+        let mut whole = Self {
+            slots: vec![0.0; SLOTS],
+            blocks: 0,
+        };
+        for part in parts {
+            whole.slots.iter_mut().zip(part.slots).for_each(|(s, p)| *s += p);
+            whole.blocks += part.blocks;
+        }
+        whole
     }
 
     /// Sums every block's weighted band coefficients into its slots; block

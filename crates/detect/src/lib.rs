@@ -51,8 +51,9 @@
 
 use image::DynamicImage;
 use serde::Serialize;
+use tattle_core::dct::BLOCK;
 use tattle_core::layout::{Role, Schedule};
-use tattle_core::mask::perceptual_mask_of_rows;
+use tattle_core::mask::perceptual_mask_with;
 use tattle_core::mask::MaskParams;
 use tattle_core::observe::{block_means, BlockBands, BlockGains};
 use tattle_core::pattern::tile_pattern;
@@ -267,12 +268,23 @@ impl Detector {
         // The unchanged geometry first, straight from the source's rows:
         // an image that needs no search never has its luma plane built.
         let (h, w) = source.dim();
-        let rows = |first_row: usize, out: &mut [f32]| source.luma_rows(first_row, out);
-        let weights = perceptual_mask_of_rows(w, h, rows, mask);
-        let bands = BlockBands::of_rows(w, h, rows);
-        let gains = BlockGains::from_bands(&bands, &block_means(&weights.view()));
-        let straight = Observation::measure_bands_robust(&bands, &gains);
-        drop(bands);
+        // Each band of rows is measured while it is in cache: a block's
+        // gain depends on that block alone.
+        let (weights, parts) = perceptual_mask_with(
+            w,
+            h,
+            |first_row, out| source.luma_rows(first_row, out),
+            mask,
+            |first_row, luma, weights| {
+                let bands = BlockBands::of_slice(luma, w);
+                let means = ndarray::ArrayView2::from_shape((weights.len() / w.max(1), w), weights)
+                    .map(|rows| block_means(&rows))
+                    .unwrap_or_default();
+                let gains = BlockGains::from_bands(&bands, &means);
+                Observation::measure_bands_robust_part(&bands, &gains, first_row / BLOCK)
+            },
+        );
+        let straight = Observation::sum(parts);
         let mut best = self.test(&straight);
         best.geometry = Some(Geometry::unchanged());
         let mut found = Found {

@@ -35,8 +35,9 @@
 
 use image::DynamicImage;
 use rayon::prelude::*;
+use tattle_core::dct::BLOCK;
 use tattle_core::layout::{Role, Schedule, TILE};
-use tattle_core::mask::{perceptual_mask_with, MaskParams};
+use tattle_core::mask::{perceptual_mask_into, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_by_rows, clamp_to_headroom, copy_rows, luma_rows, Plane, BAND_ROWS};
@@ -203,30 +204,53 @@ impl Embedder {
         let informed = self.options.host_cancellation > 0.0;
         // One pass over the image builds the mask and, band by band while
         // it is in cache, what the first fit needs: the plain mark's energy,
-        // the host's bands and the plain mark's bands.
-        let (mask, bands) = perceptual_mask_with(
+        // the host's bands and the plain mark's bands. The mask is kept in
+        // 16-bit steps: half the memory of f32, far finer than it matters.
+        let mask_step = MaskStep::for_params(&self.options.mask);
+        let mut mask = vec![0u16; w * h];
+        let bands = perceptual_mask_into(
             w,
             h,
             |first, out| host.luma_rows(first, out),
             &self.options.mask,
-            |first_row, luma, mask| {
+            &mut mask,
+            |first_row, luma, mask, quantised| {
+                for (q, &m) in quantised.iter_mut().zip(mask) {
+                    *q = mask_step.quantise(m);
+                }
                 let mut plain = vec![0.0f32; mask.len()];
-                spread_rows(mask, w, first_row, &tile, amplitude, &mut plain);
+                spread_rows(quantised, mask_step, w, first_row, &tile, amplitude, &mut plain);
                 let energy = plain.iter().map(|d| f64::from(d * d)).sum::<f64>();
                 let measured = informed.then(|| {
-                    (
-                        BlockBands::of_slice(luma, w),
-                        BlockBands::of_slice(&plain, w),
-                        ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
-                            .map(|rows| block_means(&rows))
-                            .unwrap_or_default(),
-                    )
+                    let host_bands = BlockBands::of_slice(luma, w);
+                    let means = ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
+                        .map(|rows| block_means(&rows))
+                        .unwrap_or_default();
+                    // Measurement is linear with fixed gains, and a block's
+                    // gain depends on that block alone: the plain mark and
+                    // the host are measured here, band by band, and never
+                    // transformed again.
+                    let gains = BlockGains::from_bands(&host_bands, &means);
+                    let block_row = first_row / BLOCK;
+                    let plain =
+                        Observation::measure_bands_part(&BlockBands::of_slice(&plain, w), &gains, block_row);
+                    let host = Observation::measure_bands_part(&host_bands, &gains, block_row);
+                    (host_bands, means, plain, host)
                 });
                 (energy, measured)
             },
         );
+        let mut plain_energy = 0.0f64;
+        let mut measured_bands = Vec::with_capacity(bands.len());
+        // Bands are summed in a fixed order: the same result on any number of threads.
+        for (energy, measured) in bands {
+            plain_energy += energy;
+            measured_bands.extend(measured);
+        }
         let mut mark = Mark {
             mask,
+            mask_step,
+            width: w,
             tile,
             amplitude,
             scale: 1.0,
@@ -235,8 +259,7 @@ impl Embedder {
         // Fit the mark to the distortion budget: shrink it when it exceeds
         // the PSNR floor; when an image has little texture, let the texture
         // it has carry up to MAX_BOOST times more, within the same budget.
-        // Bands are summed in a fixed order: the same result on any number of threads.
-        let plain_mse = (bands.iter().map(|(energy, _)| energy).sum::<f64>() / (h * w) as f64) as f32;
+        let plain_mse = (plain_energy / (h * w) as f64) as f32;
         if plain_mse <= 0.0 {
             mark.scale = 0.0;
             return Ok(mark);
@@ -245,23 +268,25 @@ impl Embedder {
         mark.amplitude *= boost;
         if informed {
             let groups = Groups::new(&self.schedule, &signs);
-            let (mut host_parts, mut plain_parts, mut mean_parts) = (Vec::new(), Vec::new(), Vec::new());
-            for (host_bands, plain_bands, means) in bands.into_iter().filter_map(|(_, measured)| measured) {
-                host_parts.push(host_bands);
-                plain_parts.push(plain_bands);
-                mean_parts.extend(means);
+            // The host's bands, kept band by band with the mask's block
+            // means: by linearity the marked image's bands are the host's
+            // plus the mark's, so the host is transformed once.
+            let mut host_parts = Vec::with_capacity(measured_bands.len());
+            let (mut plain_parts, mut host_observed) = (Vec::new(), Vec::new());
+            for (host_bands, means, plain, host) in measured_bands {
+                host_parts.push((host_bands, means));
+                plain_parts.push(plain);
+                host_observed.push(host);
             }
-            // The host is transformed once; by linearity the marked image's
-            // bands are the host's plus the mark's.
-            let host_bands = BlockBands::concat(host_parts);
-            let mask_means = mean_parts;
-            let gains = BlockGains::from_bands(&host_bands, &mask_means);
             // What a host-free image would show for each group: the target.
-            let mut unit_bands = BlockBands::concat(plain_parts);
-            unit_bands.scale(boost);
-            let unit = groups.responses(Observation::measure_bands(&unit_bands, &gains).slots());
-            drop(unit_bands);
-            let host_response = groups.responses(Observation::measure_bands(&host_bands, &gains).slots());
+            // The plain mark was measured at the first amplitude; the
+            // measurement is linear in it.
+            let unit: Vec<f32> = groups
+                .responses(Observation::sum(plain_parts).slots())
+                .iter()
+                .map(|r| r * boost)
+                .collect();
+            let host_response = groups.responses(Observation::sum(host_observed).slots());
             let lambda = self.options.host_cancellation;
             let mut factors: Vec<f32> = host_response
                 .iter()
@@ -279,16 +304,7 @@ impl Embedder {
                 if round == REFINEMENT_ROUNDS {
                     break;
                 }
-                // Where a pixel would clip, only the part of the change that
-                // fits survives; the measurement sees exactly that.
-                let mut marked = BlockBands::of_rows(w, h, |first, out| {
-                    mark.rows(first, out);
-                    host.clamp(first, out);
-                });
-                marked.add(&host_bands);
-                let marked_gains = BlockGains::from_bands(&marked, &mask_means);
-                let seen =
-                    groups.responses(Observation::measure_bands_robust(&marked, &marked_gains).slots());
+                let seen = groups.responses(mark.measure_marked(host, &host_parts).slots());
                 for ((f, m), r) in factors.iter_mut().zip(&unit).zip(&seen) {
                     if *m > 0.0 {
                         *f = (*f + lambda * (m - r) / m).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
@@ -350,7 +366,10 @@ impl Host<'_> {
 /// `scale × clamp(amplitude × mask[y][x] × tile[y mod 128][x mod 128])`,
 /// the clamp keeping every colour channel in range.
 struct Mark {
-    mask: Plane,
+    /// The perceptual mask, row-major, in [`MaskStep`]s.
+    mask: Vec<u16>,
+    mask_step: MaskStep,
+    width: usize,
     tile: Plane,
     amplitude: f32,
     scale: f32,
@@ -360,22 +379,51 @@ impl Mark {
     /// Writes `amplitude × mask × tile` for whole rows from `first_row` on
     /// (before clamping and scaling).
     fn rows(&self, first_row: usize, out: &mut [f32]) {
-        let w = self.mask.ncols();
-        match self
-            .mask
-            .as_slice()
-            .and_then(|m| m.get(first_row * w..first_row * w + out.len()))
-        {
-            Some(mask) => spread_rows(mask, w, first_row, &self.tile, self.amplitude, out),
+        let w = self.width;
+        match self.mask.get(first_row * w..first_row * w + out.len()) {
+            Some(mask) => spread_rows(
+                mask,
+                self.mask_step,
+                w,
+                first_row,
+                &self.tile,
+                self.amplitude,
+                out,
+            ),
             None => out.fill(0.0),
         }
+    }
+
+    /// What the detector would measure on the host with this mark added,
+    /// given the host's bands and the mask's block means band by band:
+    /// each band of the mark is built, clamped where a pixel would clip
+    /// (only the part of the change that fits survives), transformed, added
+    /// to the host's and measured while in cache. Parts are added in order.
+    fn measure_marked(&self, host: &Host, host_parts: &[(BlockBands, Vec<f32>)]) -> Observation {
+        let w = self.width;
+        let parts: Vec<Observation> = host_parts
+            .par_iter()
+            .enumerate()
+            .map_init(Vec::new, |rows, (band, (host_bands, means))| {
+                let first_row = band * BAND_ROWS;
+                rows.resize(means.len() / (w / BLOCK).max(1) * BLOCK * w, 0.0);
+                self.rows(first_row, rows);
+                host.clamp(first_row, rows);
+                let mut marked = BlockBands::of_slice(rows, w);
+                marked.add(host_bands);
+                let gains = BlockGains::from_bands(&marked, means);
+                Observation::measure_bands_robust_part(&marked, &gains, first_row / BLOCK)
+            })
+            .collect();
+        Observation::sum(parts)
     }
 
     /// The mean square of the mark over the image, clamped to the host's
     /// headroom. Bands are summed in a fixed order, so the result does not
     /// depend on the number of threads.
     fn mean_square(&self, host: &Host) -> f32 {
-        let (h, w) = self.mask.dim();
+        let w = self.width;
+        let h = self.mask.len() / w.max(1);
         let band_sums: Vec<f64> = (0..h.div_ceil(BAND_ROWS))
             .into_par_iter()
             .map_init(Vec::new, |rows, band| {
@@ -449,7 +497,16 @@ pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 /// Writes `amplitude × mask × tile` for whole rows `width` wide from
 /// `first_row` on, the tile repeated over the image; `mask` holds the
 /// same rows of the perceptual mask.
-fn spread_rows(mask: &[f32], width: usize, first_row: usize, tile: &Plane, amplitude: f32, out: &mut [f32]) {
+fn spread_rows(
+    mask: &[u16],
+    step: MaskStep,
+    width: usize,
+    first_row: usize,
+    tile: &Plane,
+    amplitude: f32,
+    out: &mut [f32],
+) {
+    let per_step = amplitude * step.0;
     let rows = mask
         .chunks_exact(width.max(1))
         .zip(out.chunks_exact_mut(width.max(1)));
@@ -459,10 +516,27 @@ fn spread_rows(mask: &[f32], width: usize, first_row: usize, tile: &Plane, ampli
             continue;
         };
         for (chunk, mask_chunk) in row.chunks_mut(TILE).zip(mask_row.chunks(TILE)) {
-            for ((d, m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
-                *d = m * (amplitude * t);
+            for ((d, &m), t) in chunk.iter_mut().zip(mask_chunk).zip(tile_row) {
+                *d = f32::from(m) * (per_step * t);
             }
         }
+    }
+}
+
+/// The value of one step of the 16-bit mask: the largest mask the
+/// parameters allow (contrast cap × the luminance factor's top, 1.25) is
+/// 65,535 steps.
+#[derive(Clone, Copy, Debug)]
+struct MaskStep(f32);
+
+impl MaskStep {
+    fn for_params(params: &MaskParams) -> Self {
+        Self(params.cap.max(1e-3) * 1.25 / f32::from(u16::MAX))
+    }
+
+    fn quantise(self, mask: f32) -> u16 {
+        // The cast saturates; rounding to the nearest step.
+        (mask / self.0 + 0.5) as u16
     }
 }
 
