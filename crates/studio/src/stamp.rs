@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tattle_core::plane::luma;
 use tattle_core::Recipient;
 use tattle_detect::{DetectOptions, Detector};
 use tattle_embed::{EmbedOptions, Embedder, MIN_SIDE};
@@ -159,7 +158,11 @@ impl<'a> Stamper<'a> {
             });
         }
         if !self.options.force {
-            let found = self.guard.detect_luma(&luma(&image));
+            // Read from the image's rows: no luma plane at the memory peak.
+            let found = self.guard.detect(&image).map_err(|e| Error::Engine {
+                path: source.clone(),
+                cause: e,
+            })?;
             if found.detected {
                 return Err(Error::AlreadyMarked {
                     path: source,
