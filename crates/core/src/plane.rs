@@ -380,6 +380,74 @@ pub fn copy_rows(values: &[f32], width: usize, first_row: usize, out: &mut [f32]
     out.iter_mut().zip(rows).for_each(|(o, v)| *o = *v);
 }
 
+/// Where luma comes from, band by band: a whole image (luma from its
+/// colour, headroom from its channels) or a luma plane alone (8-bit scale,
+/// headroom to 0 and 255).
+///
+/// ```
+/// use image::{DynamicImage, Rgb, RgbImage};
+/// use tattle_core::plane::{luma, LumaSource};
+/// let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(4, 2, Rgb([250, 100, 0])));
+/// let plane = luma(&img);
+/// let (mut a, mut b) = ([0.0f32; 4], [0.0f32; 4]);
+/// LumaSource::Image(&img).rows(1, &mut a);
+/// LumaSource::Plane(&plane).rows(1, &mut b);
+/// assert_eq!(a, b);
+/// let mut change = [9.0f32; 4];
+/// LumaSource::Image(&img).clamp_to_headroom(0, &mut change);
+/// assert_eq!(change, [5.0; 4]); // red has 5 levels left
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub enum LumaSource<'a> {
+    /// A whole image.
+    Image(&'a DynamicImage),
+    /// A luma plane alone.
+    Plane(&'a Plane),
+}
+
+impl LumaSource<'_> {
+    /// (height, width).
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            LumaSource::Image(image) => (image.height() as usize, image.width() as usize),
+            LumaSource::Plane(plane) => plane.dim(),
+        }
+    }
+
+    /// Writes the luma of whole rows from `first_row` on into `out`.
+    pub fn rows(&self, first_row: usize, out: &mut [f32]) {
+        match self {
+            LumaSource::Image(image) => luma_rows(image, first_row, out),
+            LumaSource::Plane(plane) => match plane.as_slice() {
+                Some(values) => copy_rows(values, plane.ncols(), first_row, out),
+                // A plane not in row-major order: row by row.
+                None => {
+                    let rows = plane.rows().into_iter().skip(first_row);
+                    for (row, out) in rows.zip(out.chunks_exact_mut(plane.ncols().max(1))) {
+                        row.iter().zip(out.iter_mut()).for_each(|(v, o)| *o = *v);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Clamps a luma change of whole rows from `first_row` on to what the
+    /// pixels can take (see [`clamp_to_headroom`]).
+    pub fn clamp_to_headroom(&self, first_row: usize, delta: &mut [f32]) {
+        match self {
+            LumaSource::Image(image) => clamp_to_headroom(image, first_row, delta),
+            LumaSource::Plane(plane) => {
+                let rows = plane.rows().into_iter().skip(first_row);
+                for (row, delta) in rows.zip(delta.chunks_exact_mut(plane.ncols().max(1))) {
+                    for (d, y) in delta.iter_mut().zip(row) {
+                        *d = d.clamp(-y.max(0.0), (255.0 - y).max(0.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Rows per band of the banded passes over an image: enough to amortise a
 /// task, few enough that a band's working set stays in cache. A multiple
 /// of the 8-pixel block.

@@ -57,7 +57,7 @@ use tattle_core::mask::perceptual_mask_with;
 use tattle_core::mask::MaskParams;
 use tattle_core::observe::{block_means, BlockBands, BlockGains};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{copy_rows, luma, luma_rows, Plane};
+use tattle_core::plane::{luma, LumaSource, Plane};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
@@ -236,7 +236,7 @@ pub const MAX_CANDIDATES: usize = 8;
 impl Detector {
     /// Looks for the mark in an image.
     pub fn detect(&self, image: &DynamicImage) -> Result<Detection> {
-        Ok(self.search(Source::Image(image)).detection)
+        Ok(self.search(LumaSource::Image(image)).detection)
     }
 
     /// Looks for the mark in a luma plane (grey levels).
@@ -247,7 +247,7 @@ impl Detector {
     /// Looks for the mark and also returns the observation the verdict rests
     /// on (for benchmarks and diagnostics).
     pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
-        let found = self.search(Source::Luma(luma));
+        let found = self.search(LumaSource::Plane(luma));
         (found.detection, found.observation)
     }
 
@@ -255,7 +255,7 @@ impl Detector {
     /// pilot's strength tile by tile (see [`Heatmap`]). No map when no mark
     /// was detected.
     pub fn locate(&self, luma: &Plane) -> (Detection, Option<Heatmap>) {
-        let found = self.search(Source::Luma(luma));
+        let found = self.search(LumaSource::Plane(luma));
         let map = found
             .alignment
             .filter(|_| found.detection.detected)
@@ -263,17 +263,17 @@ impl Detector {
         (found.detection, map)
     }
 
-    fn search(&self, source: Source) -> Found {
+    fn search(&self, source: LumaSource) -> Found {
         let mask = &self.options.mask;
-        // The unchanged geometry first, straight from the source's rows:
-        // an image that needs no search never has its luma plane built.
+        // The unchanged geometry first, straight from the source's rows (an
+        // image that needs no search never has its luma plane built), each
+        // band measured while it is in cache: a block's gain depends on
+        // that block alone.
         let (h, w) = source.dim();
-        // Each band of rows is measured while it is in cache: a block's
-        // gain depends on that block alone.
         let (weights, parts) = perceptual_mask_with(
             w,
             h,
-            |first_row, out| source.luma_rows(first_row, out),
+            |first_row, out| source.rows(first_row, out),
             mask,
             |first_row, luma, weights| {
                 let bands = BlockBands::of_slice(luma, w);
@@ -299,8 +299,8 @@ impl Detector {
         }
         let built;
         let luma = match source {
-            Source::Luma(luma) => luma,
-            Source::Image(image) => {
+            LumaSource::Plane(luma) => luma,
+            LumaSource::Image(image) => {
                 built = luma(image);
                 &built
             }
@@ -469,44 +469,6 @@ fn better(a: &Detection, b: &Detection) -> bool {
         (true, false) => true,
         (false, true) => false,
         _ => a.false_positive_log10 < b.false_positive_log10,
-    }
-}
-
-/// What a search looks at: an image, whose luma is built only if the
-/// search needs more than the unchanged geometry, or a luma plane.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    Image(&'a DynamicImage),
-    Luma(&'a Plane),
-}
-
-impl Source<'_> {
-    /// (height, width).
-    fn dim(&self) -> (usize, usize) {
-        match self {
-            Source::Image(image) => (image.height() as usize, image.width() as usize),
-            Source::Luma(luma) => luma.dim(),
-        }
-    }
-
-    fn luma_rows(&self, first_row: usize, out: &mut [f32]) {
-        match self {
-            Source::Image(image) => luma_rows(image, first_row, out),
-            Source::Luma(luma) => match luma.as_slice() {
-                Some(values) => copy_rows(values, luma.ncols(), first_row, out),
-                // A plane not in row-major order: row by row.
-                None => {
-                    for (row, out) in luma
-                        .rows()
-                        .into_iter()
-                        .skip(first_row)
-                        .zip(out.chunks_exact_mut(luma.ncols().max(1)))
-                    {
-                        row.iter().zip(out.iter_mut()).for_each(|(v, o)| *o = *v);
-                    }
-                }
-            },
-        }
     }
 }
 

@@ -40,7 +40,7 @@ use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{perceptual_mask_into, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{add_luma_by_rows, clamp_to_headroom, copy_rows, luma_rows, Plane, BAND_ROWS};
+use tattle_core::plane::{add_luma_by_rows, LumaSource, Plane, BAND_ROWS};
 use tattle_core::{code, Error};
 
 pub use tattle_core::{Key, Payload, Recipient, Result};
@@ -153,7 +153,7 @@ impl Embedder {
     /// assert_eq!(img, copy);
     /// ```
     pub fn embed_in_place(&self, image: &mut DynamicImage, payload: Payload) -> Result<()> {
-        let mark = self.plan(&Host::Image(image), payload)?;
+        let mark = self.plan(&LumaSource::Image(image), payload)?;
         if mark.scale == 0.0 {
             return Ok(());
         }
@@ -165,12 +165,7 @@ impl Embedder {
     /// luma plane alone.
     pub fn luma_delta(&self, luma: &Plane, payload: Payload) -> Result<Plane> {
         let (h, w) = luma.dim();
-        let luma = luma.as_standard_layout();
-        let host = Host::Luma {
-            values: luma.as_slice().unwrap_or_default(),
-            width: w,
-            height: h,
-        };
+        let host = LumaSource::Plane(luma);
         let mark = self.plan(&host, payload)?;
         let mut delta = Plane::zeros((h, w));
         if let Some(values) = delta.as_slice_mut() {
@@ -180,7 +175,7 @@ impl Embedder {
                 .for_each(|(band, out)| {
                     let first_row = band * BAND_ROWS;
                     mark.rows(first_row, out);
-                    host.clamp(first_row, out);
+                    host.clamp_to_headroom(first_row, out);
                     out.iter_mut().for_each(|d| *d *= mark.scale);
                 });
         }
@@ -199,7 +194,7 @@ impl Embedder {
     /// is cancelled (Malvar and Florêncio's improved spread spectrum, applied
     /// per coded bit). Bits the image already favours get less energy, bits
     /// it works against get more, within [`FACTOR_RANGE`].
-    fn plan(&self, host: &Host, payload: Payload) -> Result<Mark> {
+    fn plan(&self, host: &LumaSource, payload: Payload) -> Result<Mark> {
         let (h, w) = host.dim();
         check_size(w as u32, h as u32)?;
         let signs = self.schedule.slot_signs(&code::encode(payload));
@@ -207,15 +202,16 @@ impl Embedder {
         let amplitude = BASE_AMPLITUDE * self.options.strength;
         let informed = self.options.host_cancellation > 0.0;
         // One pass over the image builds the mask and, band by band while
-        // it is in cache, what the first fit needs: the plain mark's energy,
-        // the host's bands and the plain mark's bands. The mask is kept in
-        // 16-bit steps: half the memory of f32, far finer than it matters.
+        // it is in cache, what the first fit needs: the plain mark's energy
+        // and measurement, and the host's bands and measurement. The mask is
+        // kept in 16-bit steps: half the memory of f32, far finer than it
+        // matters.
         let mask_step = MaskStep::for_params(&self.options.mask);
         let mut mask = vec![0u16; w * h];
         let bands = perceptual_mask_into(
             w,
             h,
-            |first, out| host.luma_rows(first, out),
+            |first, out| host.rows(first, out),
             &self.options.mask,
             &mut mask,
             |first_row, luma, mask, quantised| {
@@ -324,48 +320,6 @@ impl Embedder {
     }
 }
 
-/// The image a mark is made for: its luma, and how far each pixel can move.
-enum Host<'a> {
-    /// A whole image: luma from its colour, headroom from its channels.
-    Image(&'a DynamicImage),
-    /// A luma plane alone, row-major, on the 8-bit scale.
-    Luma {
-        values: &'a [f32],
-        width: usize,
-        height: usize,
-    },
-}
-
-impl Host<'_> {
-    /// (height, width).
-    fn dim(&self) -> (usize, usize) {
-        match self {
-            Host::Image(image) => (image.height() as usize, image.width() as usize),
-            Host::Luma { width, height, .. } => (*height, *width),
-        }
-    }
-
-    fn luma_rows(&self, first_row: usize, out: &mut [f32]) {
-        match self {
-            Host::Image(image) => luma_rows(image, first_row, out),
-            Host::Luma { values, width, .. } => copy_rows(values, *width, first_row, out),
-        }
-    }
-
-    /// Clamps a change of whole rows from `first_row` on to what the pixels can take.
-    fn clamp(&self, first_row: usize, delta: &mut [f32]) {
-        match self {
-            Host::Image(image) => clamp_to_headroom(image, first_row, delta),
-            Host::Luma { values, width, .. } => {
-                let luma = values.get(first_row * width..).unwrap_or_default();
-                for (d, y) in delta.iter_mut().zip(luma) {
-                    *d = d.clamp(-y.max(0.0), (255.0 - y).max(0.0));
-                }
-            }
-        }
-    }
-}
-
 /// A mark that is never stored whole: pixel `(x, y)` changes by
 /// `scale × clamp(amplitude × mask[y][x] × tile[y mod 128][x mod 128])`,
 /// the clamp keeping every colour channel in range.
@@ -403,7 +357,7 @@ impl Mark {
     /// each band of the mark is built, clamped where a pixel would clip
     /// (only the part of the change that fits survives), transformed, added
     /// to the host's and measured while in cache. Parts are added in order.
-    fn measure_marked(&self, host: &Host, host_parts: &[(BlockBands, Vec<f32>)]) -> Observation {
+    fn measure_marked(&self, host: &LumaSource, host_parts: &[(BlockBands, Vec<f32>)]) -> Observation {
         let w = self.width;
         let parts: Vec<Observation> = host_parts
             .par_iter()
@@ -412,7 +366,7 @@ impl Mark {
                 let first_row = band * BAND_ROWS;
                 rows.resize(means.len() / (w / BLOCK).max(1) * BLOCK * w, 0.0);
                 self.rows(first_row, rows);
-                host.clamp(first_row, rows);
+                host.clamp_to_headroom(first_row, rows);
                 let mut marked = BlockBands::of_slice(rows, w);
                 marked.add(host_bands);
                 let gains = BlockGains::from_bands(&marked, means);
@@ -425,7 +379,7 @@ impl Mark {
     /// The mean square of the mark over the image, clamped to the host's
     /// headroom. Bands are summed in a fixed order, so the result does not
     /// depend on the number of threads.
-    fn mean_square(&self, host: &Host) -> f32 {
+    fn mean_square(&self, host: &LumaSource) -> f32 {
         let w = self.width;
         let h = self.mask.len() / w.max(1);
         let band_sums: Vec<f64> = (0..h.div_ceil(BAND_ROWS))
@@ -434,7 +388,7 @@ impl Mark {
                 let first_row = band * BAND_ROWS;
                 rows.resize(BAND_ROWS.min(h - first_row) * w, 0.0);
                 self.rows(first_row, rows);
-                host.clamp(first_row, rows);
+                host.clamp_to_headroom(first_row, rows);
                 rows.iter().map(|d| f64::from(d * d)).sum::<f64>()
             })
             .collect();
