@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use crate::plane::{box_mean, box_mean_of, copy_rows, BoxFilter, Plane, BAND_ROWS};
+use crate::plane::{box_mean, box_mean_of, BoxFilter, LumaSource, Plane, BAND_ROWS};
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
 /// development corpus for invisibility at the default strength.
@@ -70,14 +70,8 @@ impl Default for MaskParams {
 /// ```
 pub fn perceptual_mask(luma: &Plane, params: &MaskParams) -> Plane {
     let (h, w) = luma.dim();
-    let luma = luma.as_standard_layout();
-    let values = luma.as_slice().unwrap_or_default();
-    perceptual_mask_of_rows(
-        w,
-        h,
-        |first_row, out| copy_rows(values, w, first_row, out),
-        params,
-    )
+    let source = LumaSource::Plane(luma);
+    perceptual_mask_of_rows(w, h, |first_row, out| source.rows(first_row, out), params)
 }
 
 /// [`perceptual_mask`] of a `width` x `height` luma plane that is never
@@ -397,9 +391,8 @@ fn exp2(y: f32) -> f32 {
 /// art gives 0.
 pub fn estimate_noise_sigma(luma: &Plane) -> f32 {
     let (h, w) = luma.dim();
-    let luma = luma.as_standard_layout();
-    let values = luma.as_slice().unwrap_or_default();
-    estimate_noise_sigma_of_rows(w, h, |first_row, out| copy_rows(values, w, first_row, out))
+    let source = LumaSource::Plane(luma);
+    estimate_noise_sigma_of_rows(w, h, |first_row, out| source.rows(first_row, out))
 }
 
 /// [`estimate_noise_sigma`] of a plane given by its rows, as in
