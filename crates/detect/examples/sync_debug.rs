@@ -1,5 +1,5 @@
 //! Prints what the geometric search sees for one image and attack:
-//! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK`.
+//! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK [SEARCH_PIXELS]`.
 
 use tattle_core::plane::luma;
 use tattle_detect::{DetectOptions, Key, Payload};
@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in tattle_detect::sync::debug_report(&plane, &Default::default()) {
         println!("{line}");
     }
-    let d = DetectOptions::default().build(&key)?.detect(&attacked)?;
+    let mut options = DetectOptions::default();
+    if let Some(pixels) = args.get(3) {
+        options = options.search_pixels(pixels.parse()?);
+    }
+    let d = options.build(&key)?.detect(&attacked)?;
     println!("{d:?}");
     Ok(())
 }

@@ -13,7 +13,7 @@ use tattle_core::observe::Observation;
 use tattle_core::plane::Plane;
 use tattle_core::stats::normalised_correlation;
 
-use crate::sync::Canonical;
+use crate::sync::{Canonical, Window};
 use crate::Alignment;
 
 /// Side, in received-image pixels, of a heat-map cell.
@@ -75,11 +75,14 @@ pub(crate) fn measure(
     alignment: Alignment,
     schedule: &Schedule,
 ) -> Option<Heatmap> {
+    let (rh, rw) = luma.dim();
+    let whole = Window::whole(rw, rh);
     let canonical = if alignment.linear.is_near_identity() {
-        Canonical::identity(luma)
+        Canonical::identity(luma, whole)
     } else {
-        Canonical::resample(luma, alignment.linear)?
+        Canonical::resample(luma, whole, alignment.linear)?
     };
+    let origin = canonical.origin_for(alignment.orientation, alignment.offset);
     let weights = perceptual_mask(&canonical.plane, mask);
     let plane = alignment.orientation.apply(&canonical.plane);
     let weights = alignment.orientation.apply(&weights);
@@ -96,9 +99,9 @@ pub(crate) fn measure(
     let roles = schedule.roles();
     let mut tiles = Vec::new();
     let mut tile_rows = 0;
-    for y0 in starts(alignment.origin.1, h) {
+    for y0 in starts(origin.1, h) {
         tile_rows += 1;
-        for x0 in starts(alignment.origin.0, w) {
+        for x0 in starts(origin.0, w) {
             let (ys, xs) = (y0.max(0) as usize, x0.max(0) as usize);
             let (ye, xe) = (
                 ((y0 + TILE as isize) as usize).min(h),
@@ -121,7 +124,6 @@ pub(crate) fn measure(
         }
     }
     let tile_columns = tiles.len() / tile_rows.max(1);
-    let (rh, rw) = luma.dim();
     let (columns, rows) = ((rw as u32).div_ceil(CELL), (rh as u32).div_ceil(CELL));
     let offset = |origin: usize| (first(origin) as f64) - TILE as f64;
     let scores = (0..rows)
@@ -132,8 +134,8 @@ pub(crate) fn measure(
             if u < 0.0 || v < 0.0 || u >= w as f64 || v >= h as f64 {
                 return f32::NAN;
             }
-            let tx = ((u - offset(alignment.origin.0)) / TILE as f64).floor() as usize;
-            let ty = ((v - offset(alignment.origin.1)) / TILE as f64).floor() as usize;
+            let tx = ((u - offset(origin.0)) / TILE as f64).floor() as usize;
+            let ty = ((v - offset(origin.1)) / TILE as f64).floor() as usize;
             if tx >= tile_columns {
                 return f32::NAN;
             }

@@ -53,17 +53,17 @@ use image::DynamicImage;
 use serde::Serialize;
 use tattle_core::dct::BLOCK;
 use tattle_core::layout::{Role, Schedule};
-use tattle_core::mask::perceptual_mask_with;
-use tattle_core::mask::MaskParams;
+use tattle_core::mask::{perceptual_mask, perceptual_mask_into, perceptual_mask_with, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{luma, LumaSource, Plane};
+use tattle_core::plane::{luma, LumaSource, Plane, BAND_ROWS};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
 pub mod heatmap;
 pub mod sync;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use heatmap::Heatmap;
@@ -84,6 +84,12 @@ pub struct DetectOptions {
     /// (see [`sync`]). Without it only the unchanged geometry is tested, and
     /// the false-positive bounds are correspondingly tighter. Default: true.
     pub geometric_search: bool,
+    /// Largest area, in pixels, the geometric search works on. A larger
+    /// image that needs the search is searched on its most textured window
+    /// of this area (the unchanged geometry is always read on the whole
+    /// image). The search's memory is about 20 bytes per pixel of it.
+    /// Default: 2²³ (8.4 MP, a 3840x2160 frame fits). At least 65,536.
+    pub search_pixels: usize,
 }
 
 impl Default for DetectOptions {
@@ -92,6 +98,7 @@ impl Default for DetectOptions {
             threshold: 1e-9,
             mask: MaskParams::default(),
             geometric_search: true,
+            search_pixels: 1 << 23,
         }
     }
 }
@@ -106,6 +113,13 @@ impl DetectOptions {
     /// Turns the geometric search on or off.
     pub fn geometric_search(mut self, on: bool) -> Self {
         self.geometric_search = on;
+        self
+    }
+
+    /// Sets the largest area the geometric search works on (see
+    /// [`DetectOptions::search_pixels`]).
+    pub fn search_pixels(mut self, pixels: usize) -> Self {
+        self.search_pixels = pixels;
         self
     }
 
@@ -141,6 +155,12 @@ impl DetectOptions {
             return Err(Error::InvalidParameter {
                 name: "threshold",
                 reason: format!("{} is outside (0, 0.5]", self.threshold),
+            });
+        }
+        if self.search_pixels < MIN_SEARCH_PIXELS {
+            return Err(Error::InvalidParameter {
+                name: "search_pixels",
+                reason: format!("{} is below {MIN_SEARCH_PIXELS}", self.search_pixels),
             });
         }
         let mut unique = recipients.to_vec();
@@ -229,6 +249,10 @@ impl std::fmt::Debug for Detector {
     }
 }
 
+/// Smallest [`DetectOptions::search_pixels`]: a 256x256 window, the
+/// smallest region that still decodes.
+pub const MIN_SEARCH_PIXELS: usize = 1 << 16;
+
 /// Payload decodings the geometric search may try; the payload test's bound
 /// is multiplied by this.
 pub const MAX_CANDIDATES: usize = 8;
@@ -268,22 +292,39 @@ impl Detector {
         // The unchanged geometry first, straight from the source's rows (an
         // image that needs no search never has its luma plane built), each
         // band measured while it is in cache: a block's gain depends on
-        // that block alone.
+        // that block alone. The blocks' mean mask says where the texture
+        // is, should the search have to work on a window of the image.
         let (h, w) = source.dim();
-        let (weights, parts) = perceptual_mask_with(
-            w,
-            h,
-            |first_row, out| source.rows(first_row, out),
-            mask,
-            |first_row, luma, weights| {
-                let bands = BlockBands::of_slice(luma, w);
-                let means = ndarray::ArrayView2::from_shape((weights.len() / w.max(1), w), weights)
-                    .map(|rows| block_means(&rows))
-                    .unwrap_or_default();
-                let gains = BlockGains::from_bands(&bands, &means);
-                Observation::measure_bands_robust_part(&bands, &gains, first_row / BLOCK)
-            },
-        );
+        let measure_band = |first_row: usize, luma: &[f32], weights: &[f32]| {
+            let bands = BlockBands::of_slice(luma, w);
+            let means = ndarray::ArrayView2::from_shape((weights.len() / w.max(1), w), weights)
+                .map(|rows| block_means(&rows))
+                .unwrap_or_default();
+            let gains = BlockGains::from_bands(&bands, &means);
+            (
+                Observation::measure_bands_robust_part(&bands, &gains, first_row / BLOCK),
+                means,
+            )
+        };
+        let rows = |first_row: usize, out: &mut [f32]| source.rows(first_row, out);
+        let search_whole = w.saturating_mul(h) <= self.options.search_pixels;
+        let (weights, parts) = if search_whole {
+            let (weights, parts) = perceptual_mask_with(w, h, rows, mask, measure_band);
+            (Some(weights), parts)
+        } else {
+            // The search will not use this mask: keep nothing image-sized
+            // (a vector of `()` takes no memory).
+            let parts = perceptual_mask_into(
+                w,
+                h,
+                rows,
+                mask,
+                &mut vec![(); w * h],
+                |first, luma, weights, _| measure_band(first, luma, weights),
+            );
+            (None, parts)
+        };
+        let (parts, block_weights): (Vec<Observation>, Vec<Vec<f32>>) = parts.into_iter().unzip();
         let straight = Observation::sum(parts);
         let mut best = self.test(&straight);
         best.geometry = Some(Geometry::unchanged());
@@ -297,19 +338,36 @@ impl Detector {
         if !self.options.geometric_search || found.detection.payload.is_some() {
             return found.settled();
         }
-        let built;
-        let luma = match source {
-            LumaSource::Plane(luma) => luma,
-            LumaSource::Image(image) => {
-                built = luma(image);
-                &built
+        let (window, luma, whitened) = match weights {
+            Some(weights) => {
+                let luma = match source {
+                    LumaSource::Plane(luma) => Cow::Borrowed(luma),
+                    LumaSource::Image(image) => Cow::Owned(luma(image)),
+                };
+                let whitened = sync::Whitened::with_weights(&luma, weights, mask);
+                (sync::Window::whole(w, h), luma, whitened)
+            }
+            None => {
+                let block_weights =
+                    Plane::from_shape_vec((h / BLOCK, w / BLOCK), block_weights.concat()).unwrap_or_default();
+                let window = sync::Window::busiest(&block_weights, w, h, self.options.search_pixels);
+                let luma = Cow::Owned(window_of(&source, window));
+                let whitened = sync::Whitened::of(&luma, mask);
+                (window, luma, whitened)
             }
         };
-        let sync::Whitened { weights, residual } = sync::Whitened::with_weights(luma, weights, mask);
-        // Rank every (map, orientation, tile shift) by the pilot's
-        // pixel-domain correlation, then decode the strongest few. The
-        // identity and the lattice estimates try all eight orientations;
-        // the brute-force families only the upright one.
+        found.merge(self.search_geometry(&luma, window, whitened));
+        found.settled()
+    }
+
+    /// The geometric search proper, on `luma`, which is `window` of the
+    /// received image, and its whitened form: rank every (map, orientation,
+    /// tile shift) by the pilot's pixel-domain correlation, then decode the
+    /// strongest few. The identity and the lattice estimates try all eight
+    /// orientations; the brute-force families only the upright one.
+    fn search_geometry(&self, luma: &Plane, window: sync::Window, whitened: sync::Whitened) -> Option<Found> {
+        let mask = &self.options.mask;
+        let sync::Whitened { weights, residual } = whitened;
         let probe = sync::Probe::new(&residual, &weights, &self.correlator);
         let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
         for linear in sync::lattices(&residual) {
@@ -321,23 +379,28 @@ impl Detector {
             maps.push((linear, false));
         }
         drop(probe);
-        // The unchanged geometry's planes move into its canonical: no copies.
+        // The unchanged geometry's planes move into its canonical: no
+        // copies. Other maps' planes are kept while they fit the budget and
+        // rebuilt if chosen otherwise, so that memory stays bounded however
+        // many maps are tried.
         let mut unchanged = Some((weights, residual));
-        let mut canonicals = Vec::new();
+        let mut canonicals: Vec<(sync::Linear, Option<(sync::Canonical, Plane)>)> = Vec::new();
+        let mut kept_pixels = 0;
         let mut shifts = Vec::new();
         for (linear, all_orientations) in maps {
             let (canonical, canonical_weights, whitened) = if let Some((weights, residual)) = unchanged.take()
             {
-                (sync::Canonical::identity(luma), weights, residual)
+                (sync::Canonical::identity(luma, window), weights, residual)
             } else {
-                let Some(c) = sync::Canonical::resample(luma, linear) else {
+                let Some(c) = sync::Canonical::resample(luma, window, linear) else {
                     continue;
                 };
                 let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
                 (c, weights, residual)
             };
             let folded = sync::fold(&whitened);
-            let (h, w) = whitened.dim();
+            drop(whitened);
+            let (h, w) = canonical_weights.dim();
             let orientations: Vec<sync::Orientation> = if all_orientations {
                 sync::Orientation::all().collect()
             } else {
@@ -349,12 +412,35 @@ impl Detector {
                     .best_shift(&orientation.apply_to_fold(&folded, w, h));
                 shifts.push((peak, canonicals.len(), orientation));
             }
-            canonicals.push((canonical, canonical_weights));
+            let keep = canonicals.is_empty() || kept_pixels + w * h <= self.options.search_pixels;
+            if keep {
+                kept_pixels += w * h;
+            }
+            canonicals.push((linear, keep.then_some((canonical, canonical_weights))));
         }
         shifts.sort_by(|a, b| b.0.strength.total_cmp(&a.0.strength));
+        let mut rebuilt: Option<(usize, sync::Canonical, Plane)> = None;
+        let mut best: Option<Found> = None;
         for (peak, index, orientation) in shifts.into_iter().take(MAX_CANDIDATES - 1) {
-            let Some((canonical, canonical_weights)) = canonicals.get(index) else {
+            let Some((linear, kept)) = canonicals.get(index) else {
                 continue;
+            };
+            let (canonical, canonical_weights) = match kept {
+                Some((canonical, weights)) => (canonical, weights),
+                None => {
+                    if rebuilt.as_ref().map(|r| r.0) != Some(index) {
+                        rebuilt = None;
+                        let Some(c) = sync::Canonical::resample(luma, window, *linear) else {
+                            continue;
+                        };
+                        let weights = perceptual_mask(&c.plane, mask);
+                        rebuilt = Some((index, c, weights));
+                    }
+                    let Some((_, canonical, weights)) = rebuilt.as_ref() else {
+                        continue;
+                    };
+                    (canonical, weights)
+                }
             };
             let observation = if orientation == sync::Orientation::default() {
                 Observation::measure_masked(&canonical.plane, canonical_weights, peak.origin)
@@ -363,23 +449,30 @@ impl Detector {
                 Observation::measure_masked(&plane, &orientation.apply(canonical_weights), peak.origin)
             };
             let mut detection = self.test(&observation);
-            if better(&detection, &found.detection) {
-                detection.geometry = Some(canonical.geometry(orientation, peak.origin));
-                found = Found {
-                    detection,
-                    observation,
-                    alignment: Some(Alignment {
-                        linear: canonical.linear(),
-                        orientation,
-                        origin: peak.origin,
-                    }),
-                };
-                if found.detection.payload.is_some() {
-                    break;
-                }
+            let geometry = canonical.geometry(orientation, peak.origin);
+            let alignment = Alignment {
+                linear: canonical.linear(),
+                orientation,
+                offset: (geometry.offset_x, geometry.offset_y),
+            };
+            detection.geometry = Some(geometry);
+            let candidate = Found {
+                detection,
+                observation,
+                alignment: Some(alignment),
+            };
+            let decoded = candidate.detection.payload.is_some();
+            if best
+                .as_ref()
+                .is_none_or(|b| better(&candidate.detection, &b.detection))
+            {
+                best = Some(candidate);
+            }
+            if decoded {
+                break;
             }
         }
-        found.settled()
+        best
     }
 
     /// Runs the statistical tests on an observation.
@@ -472,6 +565,28 @@ fn better(a: &Detection, b: &Detection) -> bool {
     }
 }
 
+/// The luma of `window` of the source, as a plane of its own.
+fn window_of(source: &LumaSource, window: sync::Window) -> Plane {
+    let (_, w) = source.dim();
+    let mut plane = Plane::zeros((window.height, window.width));
+    let mut rows = vec![0.0f32; BAND_ROWS * w];
+    for (band, mut out) in plane
+        .axis_chunks_iter_mut(ndarray::Axis(0), BAND_ROWS)
+        .enumerate()
+    {
+        let first_row = window.top + band * BAND_ROWS;
+        let rows = rows.get_mut(..out.nrows() * w).unwrap_or_default();
+        source.rows(first_row, rows);
+        for (mut out_row, row) in out.rows_mut().into_iter().zip(rows.chunks_exact(w)) {
+            let part = row
+                .get(window.left..window.left + window.width)
+                .unwrap_or_default();
+            out_row.iter_mut().zip(part).for_each(|(o, v)| *o = *v);
+        }
+    }
+    plane
+}
+
 /// The outcome of a search: the verdict, the measurement behind it and the
 /// alignment that produced that measurement.
 struct Found {
@@ -481,6 +596,15 @@ struct Found {
 }
 
 impl Found {
+    /// Takes the search's best candidate when it beats this verdict.
+    fn merge(&mut self, other: Option<Found>) {
+        if let Some(other) = other {
+            if better(&other.detection, &self.detection) {
+                *self = other;
+            }
+        }
+    }
+
     /// Drops the geometry of a verdict that found nothing.
     fn settled(mut self) -> Self {
         if !self.detection.detected {
@@ -491,12 +615,14 @@ impl Found {
 }
 
 /// How the received image was lined up with the tile grid: resampled
-/// through `linear`, turned by `orientation`, with a tile at `origin`.
+/// through `linear`, turned by `orientation`, its top-left corner at
+/// `offset` in a tile (in the oriented canonical plane, as in
+/// [`Geometry`]). Independent of the window the search worked on.
 #[derive(Clone, Copy, Debug)]
 struct Alignment {
     linear: sync::Linear,
     orientation: sync::Orientation,
-    origin: (usize, usize),
+    offset: (f64, f64),
 }
 
 impl Alignment {
@@ -506,7 +632,7 @@ impl Alignment {
             mirror: false,
             quarter_turns: 0,
         },
-        origin: (0, 0),
+        offset: (0.0, 0.0),
     };
 }
 

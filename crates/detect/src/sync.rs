@@ -41,6 +41,7 @@ use ndarray::Array2;
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 use serde::Serialize;
+use tattle_core::dct::BLOCK;
 use tattle_core::layout::TILE;
 use tattle_core::mask::{estimate_noise_sigma, perceptual_mask_from, LocalStats, MaskParams};
 use tattle_core::plane::{box_mean, Plane};
@@ -685,7 +686,16 @@ fn binomial_blur(plane: &Plane) -> Plane {
 fn busiest_window_centre(weights: &Plane, window: usize) -> (f64, f64) {
     let (h, w) = weights.dim();
     let (win_w, win_h) = (window.min(w), window.min(h));
-    let centre = |x: usize, y: usize| ((x + win_w / 2) as f64 - 0.5, (y + win_h / 2) as f64 - 0.5);
+    let (x, y) = busiest_window(weights, (win_w, win_h), 8);
+    ((x + win_w / 2) as f64 - 0.5, (y + win_h / 2) as f64 - 0.5)
+}
+
+/// Top-left corner of the `(width, height)` rectangle (at most the plane's
+/// size) with the largest sum of `weights`, tried every `step` elements; the
+/// central one on a tie.
+fn busiest_window(weights: &Plane, (win_w, win_h): (usize, usize), step: usize) -> (usize, usize) {
+    let (h, w) = weights.dim();
+    let (win_w, win_h) = (win_w.min(w), win_h.min(h));
     // Summed-area table with a zero first row and column.
     let mut table = Array2::<f64>::zeros((h + 1, w + 1));
     for (y, row) in weights.rows().into_iter().enumerate() {
@@ -702,16 +712,70 @@ fn busiest_window_centre(weights: &Plane, window: usize) -> (f64, f64) {
         let at = |xx: usize, yy: usize| table.get((yy, xx)).copied().unwrap_or(0.0);
         at(x + win_w, y + win_h) - at(x, y + win_h) - at(x + win_w, y) + at(x, y)
     };
-    let mut best = (f64::NEG_INFINITY, centre((w - win_w) / 2, (h - win_h) / 2));
-    for y in (0..=h - win_h).step_by(8) {
-        for x in (0..=w - win_w).step_by(8) {
+    let mut best = (f64::NEG_INFINITY, ((w - win_w) / 2, (h - win_h) / 2));
+    for y in (0..=h - win_h).step_by(step.max(1)) {
+        for x in (0..=w - win_w).step_by(step.max(1)) {
             let total = sum(x, y);
             if total > best.0 {
-                best = (total, centre(x, y));
+                best = (total, (x, y));
             }
         }
     }
     best.1
+}
+
+/// The part of the received image the search works on: all of it, or, for
+/// a frame larger than the search's pixel budget, the most textured
+/// rectangle of that area with the frame's proportions. The budget bounds
+/// the search's memory and time; a 4K frame's worth of tile copies (the
+/// default budget) carries the mark as well as a whole 4K frame does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub left: usize,
+    pub top: usize,
+    pub width: usize,
+    pub height: usize,
+    /// Width and height of the received image.
+    pub image: (usize, usize),
+}
+
+impl Window {
+    /// The whole `width`×`height` image.
+    pub fn whole(width: usize, height: usize) -> Self {
+        Self {
+            left: 0,
+            top: 0,
+            width,
+            height,
+            image: (width, height),
+        }
+    }
+
+    /// The whole image if it has at most `max_pixels`, else the window of
+    /// that area on the 8x8 block grid whose blocks have the largest total
+    /// weight. `block_weights` holds the mean perceptual mask of every
+    /// whole block, row by row (`height / 8` rows of `width / 8`).
+    pub fn busiest(block_weights: &Plane, width: usize, height: usize, max_pixels: usize) -> Self {
+        if width.saturating_mul(height) <= max_pixels {
+            return Self::whole(width, height);
+        }
+        let shrink = (max_pixels as f64 / (width as f64 * height as f64)).sqrt();
+        let on_grid = |v: usize| v / BLOCK * BLOCK;
+        // Keep the proportions, but never thinner than a couple of tiles.
+        let win_h = on_grid((height as f64 * shrink) as usize)
+            .max(2 * TILE)
+            .min(on_grid(height));
+        let win_w = on_grid((max_pixels / win_h.max(1)).min(width));
+        let win_h = on_grid((max_pixels / win_w.max(1)).min(height));
+        let (bx, by) = busiest_window(block_weights, (win_w / BLOCK, win_h / BLOCK), 1);
+        Self {
+            left: bx * BLOCK,
+            top: by * BLOCK,
+            width: win_w,
+            height: win_h,
+            image: (width, height),
+        }
+    }
 }
 
 /// Estimates the tile lattice of an image from the autocorrelation of its
@@ -958,30 +1022,31 @@ pub(crate) struct Canonical<'a> {
     linear: Linear,
     /// Canonical coordinates of the plane's pixel (0, 0), relative to the centre.
     min: (f64, f64),
-    /// Centre of the received image.
+    /// Centre of the received image, in its pixels: canonical coordinates
+    /// are anchored to the whole image even when a window of it is undone.
     centre: (f64, f64),
 }
 
 impl<'a> Canonical<'a> {
-    /// The received image as it is.
-    pub fn identity(luma: &'a Plane) -> Self {
-        let (h, w) = luma.dim();
-        let centre = (w as f64 / 2.0, h as f64 / 2.0);
+    /// The received image as it is; `luma` is `window` of it.
+    pub fn identity(luma: &'a Plane, window: Window) -> Self {
+        let centre = window_centre(window);
         Self {
             plane: std::borrow::Cow::Borrowed(luma),
             linear: Linear::IDENTITY,
-            min: (-centre.0, -centre.1),
+            min: (window.left as f64 - centre.0, window.top as f64 - centre.1),
             centre,
         }
     }
 
-    /// Resamples the received image through `linear` (canonical → image),
-    /// bilinearly, clamping at the borders.
-    pub fn resample(luma: &Plane, linear: Linear) -> Option<Self> {
+    /// Resamples `luma`, which is `window` of the received image, through
+    /// `linear` (canonical → image), bicubically, clamping at the borders.
+    pub fn resample(luma: &Plane, window: Window, linear: Linear) -> Option<Self> {
         let inverse = linear.inverse()?;
-        let (h, w) = luma.dim();
-        let centre = (w as f64 / 2.0, h as f64 / 2.0);
-        let corners = [(0.0, 0.0), (w as f64, 0.0), (0.0, h as f64), (w as f64, h as f64)]
+        let centre = window_centre(window);
+        let (left, top) = (window.left as f64, window.top as f64);
+        let (right, bottom) = (left + window.width as f64, top + window.height as f64);
+        let corners = [(left, top), (right, top), (left, bottom), (right, bottom)]
             .map(|(x, y)| inverse.apply(x - centre.0, y - centre.1));
         let (min_x, max_x) = corners
             .iter()
@@ -990,6 +1055,7 @@ impl<'a> Canonical<'a> {
             .iter()
             .fold((f64::MAX, f64::MIN), |a, c| (a.0.min(c.1), a.1.max(c.1)));
         let (mut out_w, mut out_h) = ((max_x - min_x).round() as usize, (max_y - min_y).round() as usize);
+        let (h, w) = luma.dim();
         if out_w < 8 || out_h < 8 || out_w.saturating_mul(out_h) > 16 * (w * h).max(1) {
             return None;
         }
@@ -1007,10 +1073,12 @@ impl<'a> Canonical<'a> {
         let standard = luma.as_standard_layout();
         let sampler = Sampler::new(&standard);
         let mut plane = Plane::zeros((out_h, out_w));
+        // From image coordinates (pixel corners) to indices into `luma`.
+        let (to_x, to_y) = (centre.0 - left - 0.5, centre.1 - top - 0.5);
         for (v, mut row) in plane.rows_mut().into_iter().enumerate() {
             let (mut x, mut y) = linear.apply(0.5 + min_x, v as f64 + 0.5 + min_y);
-            x += centre.0 - 0.5;
-            y += centre.1 - 0.5;
+            x += to_x;
+            y += to_y;
             for o in row.iter_mut() {
                 *o = sampler.sample_cubic(x, y);
                 x += linear.m[0];
@@ -1064,6 +1132,21 @@ impl<'a> Canonical<'a> {
             offset_y: (v - origin.1 as f64).rem_euclid(t),
         }
     }
+
+    /// The tile origin in the oriented plane that puts the received
+    /// image's top-left corner at `offset` in the tile: the inverse of
+    /// [`Canonical::geometry`]'s offset, for another canonical plane of the
+    /// same map.
+    pub fn origin_for(&self, orientation: Orientation, offset: (f64, f64)) -> (usize, usize) {
+        let (u, v) = self.oriented_point(orientation, 0.0, 0.0);
+        let at = |p: f64, o: f64| ((p - o).rem_euclid(TILE as f64).round() as usize) % TILE;
+        (at(u, offset.0), at(v, offset.1))
+    }
+}
+
+/// Centre of the received image a window belongs to.
+fn window_centre(window: Window) -> (f64, f64) {
+    (window.image.0 as f64 / 2.0, window.image.1 as f64 / 2.0)
 }
 
 /// Bilinear sampling of a standard-layout plane, clamped at the borders.
@@ -1300,6 +1383,46 @@ mod tests {
     }
 
     #[test]
+    fn the_search_window_is_the_busiest_part_of_a_large_frame() {
+        // 8K frame, texture only in a 1000x600 patch at (5000, 3000).
+        let (w, h) = (7680, 4320);
+        let blocks = Plane::from_shape_fn((h / 8, w / 8), |(y, x)| {
+            if (625..700).contains(&x) && (375..450).contains(&y) {
+                1.0
+            } else {
+                0.01
+            }
+        });
+        let window = Window::busiest(&blocks, w, h, 1 << 23);
+        assert!(window.width * window.height <= 1 << 23, "{window:?}");
+        assert!(
+            window.left % 8 == 0 && window.top % 8 == 0 && window.width % 8 == 0,
+            "{window:?}"
+        );
+        assert!(window.left + window.width <= w && window.top + window.height <= h);
+        // The image's proportions, about 3840x2160.
+        assert!(
+            (window.width as f64 / window.height as f64 - 16.0 / 9.0).abs() < 0.02,
+            "{window:?}"
+        );
+        assert!(
+            window.left <= 5000 && window.left + window.width >= 5600,
+            "{window:?}"
+        );
+        assert!(
+            window.top <= 3000 && window.top + window.height >= 3600,
+            "{window:?}"
+        );
+        assert_ne!(window, Window::whole(w, h));
+        // Within the budget: the whole image.
+        let small = Window::busiest(&Plane::zeros((135, 240)), 1920, 1080, 1 << 23);
+        assert_eq!(small, Window::whole(1920, 1080));
+        // A long strip keeps at least two tiles of height.
+        let strip = Window::busiest(&Plane::zeros((32, 12500)), 100_000, 256, 1 << 16);
+        assert_eq!((strip.height, strip.width), (256, 256));
+    }
+
+    #[test]
     fn canonical_resampling_undoes_a_known_scale() {
         let original =
             Plane::from_shape_fn((64, 64), |(y, x)| (x as f32 * 0.3).sin() + (y as f32 * 0.2).cos());
@@ -1310,6 +1433,7 @@ mod tests {
         });
         let back = Canonical::resample(
             &doubled,
+            Window::whole(128, 128),
             Linear {
                 m: [2.0, 0.0, 0.0, 2.0],
             },

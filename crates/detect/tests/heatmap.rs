@@ -67,6 +67,25 @@ fn the_marked_half_lights_up_and_the_pasted_half_does_not() {
         assert!(marked_side > 3.0, "{name}: marked side {marked_side}");
         assert!(clean_side < 2.0, "{name}: clean side {clean_side}");
     }
+    // A search on a window of the image still maps the whole image: the
+    // alignment is anchored to the image, not to the window.
+    let windowed = DetectOptions::default()
+        .search_pixels((w * h / 4) as usize)
+        .build(&key)
+        .unwrap();
+    let mirrored = DynamicImage::ImageRgba8(image::imageops::flip_horizontal(&marked));
+    let (found, map) = windowed.locate(&luma(&mirrored));
+    assert!(found.detected);
+    let map = map.expect("a detected mark has a map");
+    for (part, take) in [
+        ("left", (|x: u32, _: u32| x < 256) as fn(u32, u32) -> bool),
+        ("right", |x, _| x > 512),
+        ("top", |_, y| y < 160),
+        ("bottom", |_, y| y > 352),
+    ] {
+        let z = mean_where(&map, take);
+        assert!(z > 3.0, "{part}: {z}");
+    }
     // Nothing detected, nothing mapped.
     let (found, map) = detector.locate(&luma(&original));
     assert!(!found.detected);

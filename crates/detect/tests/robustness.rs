@@ -100,6 +100,10 @@ fn options_are_validated() {
     let key = Key::from_bytes([5; 32]);
     assert!(DetectOptions::default().threshold(0.0).build(&key).is_err());
     assert!(DetectOptions::default().threshold(0.9).build(&key).is_err());
+    assert!(DetectOptions::default()
+        .search_pixels(200 * 200)
+        .build(&key)
+        .is_err());
     assert!(EmbedOptions::default().strength(-1.0).build(&key).is_err());
     assert!(EmbedOptions::default().strength(f32::NAN).build(&key).is_err());
     let tiny = DynamicImage::new_rgb8(64, 64);
@@ -150,6 +154,66 @@ fn geometric_search_recovers_payload_and_geometry() {
         let turn = (g.rotation_degrees - rotation).rem_euclid(360.0);
         assert!(!(0.5..=359.5).contains(&turn), "{attack}: {g:?}");
     }
+}
+
+#[test]
+fn a_frame_over_the_search_budget_is_searched_on_its_busiest_window() {
+    // A budget of a quarter of the frame stands in for an 8K frame and the
+    // default 8.4 MP budget. The window's search must find what the whole
+    // frame's search finds, and report the geometry of the whole frame.
+    let key = Key::from_bytes([6; 32]);
+    let whole = DetectOptions::default().build(&key).unwrap();
+    let (_, img) = samples().swap_remove(0);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let windowed = DetectOptions::default()
+        .search_pixels(w * h / 4)
+        .build(&key)
+        .unwrap();
+    let payload = Payload::new(0x5ca1_ab1e);
+    let marked = EmbedOptions::default()
+        .build(&key)
+        .unwrap()
+        .embed(&img, payload)
+        .unwrap();
+    let circular = |a: f64, b: f64| {
+        let d = (a - b).rem_euclid(128.0);
+        d.min(128.0 - d)
+    };
+    for attack in [
+        "crop-50-odd-offset",
+        "mirror",
+        "rotate-90",
+        "scale-1.5-bicubic",
+        "rotate+2",
+    ] {
+        let attacked = (tattle_attacks::find(attack).unwrap().apply)(&marked, 5).unwrap();
+        let reference = whole.detect(&attacked).unwrap();
+        let found = windowed.detect(&attacked).unwrap();
+        assert_eq!(found.payload, Some(payload), "{attack}: {found:?}");
+        assert_eq!(
+            found,
+            windowed.detect_luma(&tattle_core::plane::luma(&attacked)),
+            "{attack}"
+        );
+        let (g, r) = (found.geometry.unwrap(), reference.geometry.unwrap());
+        assert_eq!(g.mirrored, r.mirrored, "{attack}: {g:?} {r:?}");
+        assert!((g.scale_x - r.scale_x).abs() < 0.01, "{attack}: {g:?} {r:?}");
+        // A rotation is estimated on a grid of probes; a window may land
+        // on the neighbouring step, which moves the offset a little.
+        let (degrees, pixels) = if attack.starts_with("rotate+") {
+            (0.5, 2.0)
+        } else {
+            (0.01, 1.0)
+        };
+        assert!(
+            (g.rotation_degrees - r.rotation_degrees).abs() < degrees,
+            "{attack}: {g:?} {r:?}"
+        );
+        assert!(circular(g.offset_x, r.offset_x) < pixels, "{attack}: {g:?} {r:?}");
+        assert!(circular(g.offset_y, r.offset_y) < pixels, "{attack}: {g:?} {r:?}");
+    }
+    // Unmarked: nothing, through the window too.
+    assert!(!windowed.detect(&img).unwrap().detected);
 }
 
 #[test]
