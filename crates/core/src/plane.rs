@@ -314,16 +314,88 @@ pub fn luma_rows(image: &DynamicImage, first_row: usize, out: &mut [f32]) {
 pub fn clamp_to_headroom(image: &DynamicImage, first_row: usize, delta: &mut [f32]) {
     let width = image.width() as usize;
     with_samples!(image, |samples, channels, color| {
-        let color_channels = if color { 3 } else { 1 };
         let rows = sample_rows(samples.as_raw(), channels, width, first_row, delta.len());
-        for (d, px) in delta.iter_mut().zip(rows.chunks_exact(channels)) {
-            let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
-            *d = d.clamp(-down, up);
-        }
+        clamp_pixels(delta, rows, channels, color);
     }, other => {
         let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
         clamp_to_headroom(&converted, first_row, delta);
     })
+}
+
+/// Clamps each pixel's change to its headroom.
+#[inline(always)]
+fn clamp_pixels<S: Sample>(delta: &mut [f32], samples: &[S], channels: usize, color: bool) {
+    let color_channels = if color { 3 } else { 1 };
+    for (d, px) in delta.iter_mut().zip(samples.chunks_exact(channels)) {
+        let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
+        *d = d.clamp(-down, up);
+    }
+}
+
+/// Pixels per run of a row that share one headroom floor (see
+/// [`LumaSource::headroom_floors`]).
+pub const HEADROOM_RUN: usize = 16;
+
+/// Headroom floors per row of an image `width` pixels wide.
+pub fn floors_per_row(width: usize) -> usize {
+    width.div_ceil(HEADROOM_RUN)
+}
+
+/// The headroom floors of whole rows of an image (see
+/// [`LumaSource::headroom_floors`]).
+fn image_headroom_floors(image: &DynamicImage, first_row: usize, floors: &mut [f32]) {
+    let width = image.width() as usize;
+    let runs = floors_per_row(width).max(1);
+    with_samples!(image, |samples, channels, color| {
+        let color_channels = if color { 3 } else { 1 };
+        let rows = sample_rows(samples.as_raw(), channels, width, first_row, floors.len() / runs * width);
+        for (row, floors) in rows.chunks_exact(width * channels).zip(floors.chunks_exact_mut(runs)) {
+            for (run, floor) in row.chunks(HEADROOM_RUN * channels).zip(floors.iter_mut()) {
+                *floor = run.chunks_exact(channels).fold(f32::INFINITY, |least, px| {
+                    let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
+                    least.min(down).min(up)
+                });
+            }
+        }
+    }, other => {
+        let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
+        image_headroom_floors(&converted, first_row, floors);
+    })
+}
+
+/// [`clamp_to_headroom`] given the rows' headroom floors: a run whose
+/// every change is within its floor cannot clip and is left alone without
+/// reading its pixels. Same result as [`clamp_to_headroom`].
+fn clamp_image_within_floors(image: &DynamicImage, first_row: usize, delta: &mut [f32], floors: &[f32]) {
+    let width = image.width() as usize;
+    let runs = floors_per_row(width).max(1);
+    with_samples!(image, |samples, channels, color| {
+        let rows = sample_rows(samples.as_raw(), channels, width, first_row, delta.len());
+        let lines = delta
+            .chunks_exact_mut(width)
+            .zip(rows.chunks_exact(width * channels))
+            .zip(floors.chunks_exact(runs));
+        for ((delta, row), floors) in lines {
+            let runs = delta
+                .chunks_mut(HEADROOM_RUN)
+                .zip(row.chunks(HEADROOM_RUN * channels))
+                .zip(floors);
+            for ((delta, run), floor) in runs {
+                if largest_magnitude(delta) > *floor {
+                    clamp_pixels(delta, run, channels, color);
+                }
+            }
+        }
+    }, other => {
+        let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
+        clamp_image_within_floors(&converted, first_row, delta, floors);
+    })
+}
+
+/// The largest absolute value of a run (0 for none).
+#[inline(always)]
+fn largest_magnitude(values: &[f32]) -> f32 {
+    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
 /// Adds `scale` times a luma change, clamped to each pixel's headroom, to
@@ -440,12 +512,82 @@ impl LumaSource<'_> {
                 let rows = plane.rows().into_iter().skip(first_row);
                 for (row, delta) in rows.zip(delta.chunks_exact_mut(plane.ncols().max(1))) {
                     for (d, y) in delta.iter_mut().zip(row) {
-                        *d = d.clamp(-y.max(0.0), (255.0 - y).max(0.0));
+                        let (down, up) = grey_headroom(*y);
+                        *d = d.clamp(-down, up);
                     }
                 }
             }
         }
     }
+
+    /// The headroom floor of every run of [`HEADROOM_RUN`] pixels of whole
+    /// rows from `first_row` on: the least headroom (down or up) of its
+    /// pixels. `floors` holds [`floors_per_row`] values per row, for as
+    /// many rows as it has room. A change no larger than a run's floor
+    /// never clips there, which [`LumaSource::clamp_within_floors`] uses to
+    /// skip the pixels.
+    ///
+    /// ```
+    /// use image::{DynamicImage, Rgb, RgbImage};
+    /// use tattle_core::plane::{floors_per_row, LumaSource};
+    /// // 20 pixels a row: runs of 16 and 4; one pixel of the second run is near white.
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(20, 2, |x, _| {
+    ///     if x == 18 { Rgb([250, 100, 100]) } else { Rgb([100, 120, 140]) }
+    /// }));
+    /// let mut floors = vec![0.0f32; 2 * floors_per_row(20)];
+    /// LumaSource::Image(&img).headroom_floors(0, &mut floors);
+    /// assert_eq!(floors, [100.0, 5.0, 100.0, 5.0]);
+    /// ```
+    pub fn headroom_floors(&self, first_row: usize, floors: &mut [f32]) {
+        match self {
+            LumaSource::Image(image) => image_headroom_floors(image, first_row, floors),
+            LumaSource::Plane(plane) => {
+                let rows = plane.rows().into_iter().skip(first_row);
+                let runs = floors_per_row(plane.ncols()).max(1);
+                for (row, floors) in rows.zip(floors.chunks_exact_mut(runs)) {
+                    floors.fill(f32::INFINITY);
+                    for (x, y) in row.iter().enumerate() {
+                        if let Some(floor) = floors.get_mut(x / HEADROOM_RUN) {
+                            let (down, up) = grey_headroom(*y);
+                            *floor = floor.min(down).min(up);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`LumaSource::clamp_to_headroom`] given the rows' headroom floors
+    /// (from [`LumaSource::headroom_floors`] for the same rows): the same
+    /// result, but runs whose every change is within their floor are not
+    /// looked at again.
+    ///
+    /// ```
+    /// use image::{DynamicImage, Rgb, RgbImage};
+    /// use tattle_core::plane::{floors_per_row, LumaSource};
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(40, 3, |x, y| Rgb([(x * 6 + y) as u8, 30, 250])));
+    /// let source = LumaSource::Image(&img);
+    /// let mut floors = vec![0.0f32; 3 * floors_per_row(40)];
+    /// source.headroom_floors(0, &mut floors);
+    /// let change: Vec<f32> = (0..120).map(|i| (i % 13) as f32 - 6.0).collect();
+    /// let (mut a, mut b) = (change.clone(), change);
+    /// source.clamp_to_headroom(0, &mut a);
+    /// source.clamp_within_floors(0, &mut b, &floors);
+    /// assert_eq!(a, b);
+    /// ```
+    pub fn clamp_within_floors(&self, first_row: usize, delta: &mut [f32], floors: &[f32]) {
+        match self {
+            LumaSource::Image(image) => clamp_image_within_floors(image, first_row, delta, floors),
+            // A plane's headroom is its own value: nothing to save.
+            LumaSource::Plane(_) => self.clamp_to_headroom(first_row, delta),
+        }
+    }
+}
+
+/// How far a luma plane's value can move down and up within `0..=255`.
+#[inline(always)]
+fn grey_headroom(y: f32) -> (f32, f32) {
+    (y.max(0.0), (255.0 - y).max(0.0))
 }
 
 /// Rows per band of the banded passes over an image: enough to amortise a
@@ -704,7 +846,7 @@ mod tests {
         let dark = (marked.get_pixel(0, 0).0[0] - 0.2) / 0.2;
         assert!(dark > 0.03 && dark < 0.04, "{dark}");
     }
-    use image::{ImageBuffer, Rgb, Rgba};
+    use image::{ImageBuffer, Luma, Rgb, Rgba};
 
     #[test]
     fn delta_moves_luma_and_keeps_chroma_and_alpha() {
@@ -794,6 +936,49 @@ mod tests {
         .unwrap();
         assert_eq!(via_clamp, direct);
         assert_ne!(clamped, delta);
+    }
+
+    #[test]
+    fn clamping_within_floors_is_clamping() {
+        // 37 pixels a row (two whole runs and a short one), rows from the
+        // third on; levels spread over the range so that many pixels sit
+        // near 0 or the top, and changes large enough to clip them.
+        let level =
+            |x: u32, y: u32, c: u32| ((x * 37 + y * 101 + c * 59).wrapping_mul(2654435761) >> 24) as u8;
+        let rgb = ImageBuffer::from_fn(37, 9, |x, y| {
+            Rgb([level(x, y, 0), level(x, y, 1), level(x, y, 2)])
+        });
+        let images = [
+            DynamicImage::ImageRgb8(rgb.clone()),
+            DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()),
+            DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(rgb.clone()).to_rgba8()),
+            DynamicImage::ImageLuma8(ImageBuffer::from_fn(37, 9, |x, y| Luma([level(x, y, 1)]))),
+            DynamicImage::ImageRgb32F(DynamicImage::ImageRgb8(rgb).to_rgb32f()),
+        ];
+        for image in &images {
+            let source = LumaSource::Image(image);
+            let (first_row, rows) = (2, 7);
+            let mut floors = vec![0.0f32; rows * floors_per_row(37)];
+            source.headroom_floors(first_row, &mut floors);
+            for amplitude in [0.5f32, 4.0, 40.0] {
+                let change: Vec<f32> = (0..rows * 37)
+                    .map(|i| amplitude * (((i * 7919) % 23) as f32 / 11.0 - 1.0))
+                    .collect();
+                let (mut expected, mut got) = (change.clone(), change.clone());
+                source.clamp_to_headroom(first_row, &mut expected);
+                source.clamp_within_floors(first_row, &mut got, &floors);
+                assert_eq!(got, expected, "{:?} amplitude {amplitude}", image.color());
+                // Float samples have no top to clip at, but integer ones must.
+                if amplitude == 40.0 && !matches!(image, DynamicImage::ImageRgb32F(_)) {
+                    assert_ne!(
+                        got,
+                        change,
+                        "nothing clipped in {:?}: the test would prove nothing",
+                        image.color()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
