@@ -32,13 +32,13 @@ use crate::plane::{box_mean, box_mean_of, BoxFilter, LumaSource, Plane, BAND_ROW
 /// development corpus for invisibility at the default strength.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskParams {
-    /// Radius of the local statistics window in pixels. Default: 1 (3x3).
+    /// Radius of the local statistics window in pixels. Default: 2 (5x5).
     pub radius: usize,
     /// Local standard deviation (grey levels) at which the mask is 1. Default: 6.
     pub texture_reference: f32,
     /// Exponent of contrast masking. Default: 0.7 (Watson).
     pub texture_exponent: f32,
-    /// Largest value of the contrast term. Default: 2.5.
+    /// Largest value of the contrast term. Default: 4.
     pub cap: f32,
     /// σ₀ of flat suppression, in grey levels. Default: 2.0.
     pub flat_sigma: f32,

@@ -41,6 +41,16 @@ trait Sample: Copy {
                 (lo.min(s.level()), hi.max(s.level()))
             })
     }
+    /// The lowest and highest level among the colour samples (the first
+    /// `color_channels` of each pixel's `channels`) of a run of pixels.
+    #[inline(always)]
+    fn run_level_range(run: &[Self], channels: usize, color_channels: usize) -> (f32, f32) {
+        run.chunks_exact(channels)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), px| {
+                let (l, h) = Self::level_range(px.get(..color_channels).unwrap_or(px));
+                (lo.min(l), hi.max(h))
+            })
+    }
 }
 
 /// `floor` for values well inside the `i32` range, without a libm call.
@@ -54,6 +64,26 @@ impl FloorFast for f32 {
         let truncated = self as i32;
         truncated - i32::from((truncated as f32) > self)
     }
+}
+
+/// [`Sample::run_level_range`] of integer samples: without alpha the run's
+/// samples are one contiguous slice, whose extremes the compiler finds with
+/// vector instructions.
+#[inline(always)]
+fn integer_run_level_range<S: Sample + Ord>(run: &[S], channels: usize, color_channels: usize) -> (f32, f32) {
+    let Some(&first) = run.first() else {
+        return (f32::INFINITY, f32::NEG_INFINITY);
+    };
+    if channels != color_channels {
+        let colour = run
+            .chunks_exact(channels)
+            .flat_map(|px| px.get(..color_channels).unwrap_or(px));
+        let (lo, hi) = colour.fold((first, first), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        return (lo.level(), hi.level());
+    }
+    let lo = run.iter().fold(first, |lo, &s| lo.min(s));
+    let hi = run.iter().fold(first, |hi, &s| hi.max(s));
+    (lo.level(), hi.level())
 }
 
 /// [`Sample::level_range`] of integer samples, whose level grows with the
@@ -91,6 +121,10 @@ impl Sample for u8 {
     fn level_range(colour: &[Self]) -> (f32, f32) {
         integer_level_range(colour)
     }
+    #[inline(always)]
+    fn run_level_range(run: &[Self], channels: usize, color_channels: usize) -> (f32, f32) {
+        integer_run_level_range(run, channels, color_channels)
+    }
 }
 
 impl Sample for u16 {
@@ -110,6 +144,10 @@ impl Sample for u16 {
     #[inline(always)]
     fn level_range(colour: &[Self]) -> (f32, f32) {
         integer_level_range(colour)
+    }
+    #[inline(always)]
+    fn run_level_range(run: &[Self], channels: usize, color_channels: usize) -> (f32, f32) {
+        integer_run_level_range(run, channels, color_channels)
     }
 }
 
@@ -351,16 +389,21 @@ fn image_headroom_floors(image: &DynamicImage, first_row: usize, floors: &mut [f
         let rows = sample_rows(samples.as_raw(), channels, width, first_row, floors.len() / runs * width);
         for (row, floors) in rows.chunks_exact(width * channels).zip(floors.chunks_exact_mut(runs)) {
             for (run, floor) in row.chunks(HEADROOM_RUN * channels).zip(floors.iter_mut()) {
-                *floor = run.chunks_exact(channels).fold(f32::INFINITY, |least, px| {
-                    let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
-                    least.min(down).min(up)
-                });
+                *floor = run_floor(run, channels, color_channels);
             }
         }
     }, other => {
         let converted = DynamicImage::ImageRgba32F(other.to_rgba32f());
         image_headroom_floors(&converted, first_row, floors);
     })
+}
+
+/// The least headroom (down or up) of a run of pixels: that of its
+/// darkest and its brightest colour sample.
+#[inline(always)]
+fn run_floor<S: Sample>(run: &[S], channels: usize, color_channels: usize) -> f32 {
+    let (lo, hi) = S::run_level_range(run, channels, color_channels);
+    lo.max(0.0).min((S::MAX_LEVEL - hi).max(0.0))
 }
 
 /// [`clamp_to_headroom`] given the rows' headroom floors: a run whose
@@ -974,7 +1017,11 @@ mod tests {
             DynamicImage::ImageRgb8(rgb.clone()),
             DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()),
             DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(rgb.clone()).to_rgba8()),
+            DynamicImage::ImageRgba16(DynamicImage::ImageRgb8(rgb.clone()).to_rgba16()),
             DynamicImage::ImageLuma8(ImageBuffer::from_fn(37, 9, |x, y| Luma([level(x, y, 1)]))),
+            DynamicImage::ImageLumaA8(ImageBuffer::from_fn(37, 9, |x, y| {
+                image::LumaA([level(x, y, 1), level(x, y, 0)])
+            })),
             DynamicImage::ImageRgb32F(DynamicImage::ImageRgb8(rgb).to_rgb32f()),
         ];
         let plane = Plane::from_shape_fn((9, 37), |(y, x)| f32::from(level(x as u32, y as u32, 2)));
@@ -986,6 +1033,16 @@ mod tests {
             let (first_row, rows) = (2, 7);
             let mut floors = vec![0.0f32; rows * floors_per_row(37)];
             source.headroom_floors(first_row, &mut floors);
+            // Each floor is its run's least headroom, pixel by pixel.
+            let (mut up, mut down) = (vec![1e6f32; rows * 37], vec![-1e6f32; rows * 37]);
+            source.clamp_to_headroom(first_row, &mut up);
+            source.clamp_to_headroom(first_row, &mut down);
+            for (r, floor) in floors.iter().enumerate() {
+                let (row, run) = (r / floors_per_row(37), r % floors_per_row(37));
+                let pixels = row * 37 + run * HEADROOM_RUN..row * 37 + ((run + 1) * HEADROOM_RUN).min(37);
+                let least = pixels.map(|i| up[i].min(-down[i])).fold(f32::INFINITY, f32::min);
+                assert_eq!(*floor, least.min(1e6), "{name} run {r}");
+            }
             for amplitude in [0.5f32, 4.0, 40.0] {
                 let change: Vec<f32> = (0..rows * 37)
                     .map(|i| amplitude * (((i * 7919) % 23) as f32 / 11.0 - 1.0))
