@@ -211,10 +211,7 @@ fn embed(
         .embed_in_place(&mut image, payload)
         .with_context(|| format!("cannot mark {}", input.display()))?;
     // The colour profile travels with the pixels it describes.
-    files::write_atomic(
-        output,
-        &files::encode_with_profile(&image, output, quality, icc.as_deref())?,
-    )?;
+    files::save_image_atomic_with_profile(&image, output, quality, icc.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

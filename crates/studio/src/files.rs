@@ -1,6 +1,6 @@
 //! Image files in and out, content hashes, atomic writes.
 
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
@@ -144,17 +144,21 @@ pub fn is_image_path(path: &Path) -> bool {
 /// Encodes an image for the format of `path`, converting the pixel type
 /// only where the format cannot hold it.
 pub fn encode(image: &DynamicImage, path: &Path, quality: u8) -> Result<Vec<u8>> {
-    encode_with_profile(image, path, quality, None)
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    encode_into(image, path, quality, None, &mut cursor)?;
+    Ok(cursor.into_inner())
 }
 
-/// [`encode`], embedding an ICC colour profile where the format carries
-/// one (PNG, JPEG, TIFF, WebP); OpenEXR has none and drops it.
-pub fn encode_with_profile(
+/// [`encode`] into any seekable writer (TIFF and OpenEXR encoders seek),
+/// embedding an ICC colour profile where the format carries one (PNG,
+/// JPEG, TIFF, WebP); OpenEXR has none and drops it.
+pub fn encode_into<W: Write + Seek>(
     image: &DynamicImage,
     path: &Path,
     quality: u8,
     icc: Option<&[u8]>,
-) -> Result<Vec<u8>> {
+    mut out: W,
+) -> Result<()> {
     use image::codecs::{png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
     use image::ImageEncoder;
     fn with_profile<E: ImageEncoder>(mut encoder: E, icc: Option<&[u8]>) -> E {
@@ -165,8 +169,6 @@ pub fn encode_with_profile(
         encoder
     }
     let format = format_for(path)?;
-    let mut bytes = Vec::new();
-    let mut cursor = std::io::Cursor::new(&mut bytes);
     // Float images leave OpenEXR through the standard view transform (clamp,
     // sRGB), as a compositor's sRGB export would, not as scaled linear light.
     let original = image;
@@ -179,7 +181,7 @@ pub fn encode_with_profile(
                 DynamicImage::ImageLuma8(image.to_luma8())
             };
             eight.write_with_encoder(with_profile(
-                JpegEncoder::new_with_quality(&mut cursor, quality.clamp(1, 100)),
+                JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
                 icc,
             ))
         }
@@ -189,7 +191,7 @@ pub fn encode_with_profile(
             } else {
                 DynamicImage::ImageRgb32F(original.to_rgb32f())
             };
-            float.write_to(&mut cursor, format)
+            float.write_to(&mut out, format)
         }
         ImageFormat::WebP => {
             let eight = if image.color().has_alpha() {
@@ -197,14 +199,14 @@ pub fn encode_with_profile(
             } else {
                 DynamicImage::ImageRgb8(image.to_rgb8())
             };
-            eight.write_with_encoder(with_profile(WebPEncoder::new_lossless(&mut cursor), icc))
+            eight.write_with_encoder(with_profile(WebPEncoder::new_lossless(&mut out), icc))
         }
         _ => {
             // PNG and TIFF hold 8 and 16 bits; float images arrive as 16 (view-transformed).
             if format == ImageFormat::Png {
-                image.write_with_encoder(with_profile(PngEncoder::new(&mut cursor), icc))
+                image.write_with_encoder(with_profile(PngEncoder::new(&mut out), icc))
             } else {
-                image.write_with_encoder(with_profile(TiffEncoder::new(&mut cursor), icc))
+                image.write_with_encoder(with_profile(TiffEncoder::new(&mut out), icc))
             }
         }
     };
@@ -212,18 +214,58 @@ pub fn encode_with_profile(
         path: path.to_owned(),
         cause: source,
     })?;
-    Ok(bytes)
+    out.flush().map_err(Error::io(path))
 }
 
 /// Encodes and writes an image atomically (see [`write_atomic`]).
 pub fn save_image_atomic(image: &DynamicImage, path: &Path, quality: u8) -> Result<()> {
-    write_atomic(path, &encode(image, path, quality)?)
+    save_image_atomic_with_profile(image, path, quality, None).map(|_| ())
+}
+
+/// Encodes an image straight into a temporary file beside `path`, with
+/// its ICC profile where the format carries one, and renames it into place
+/// as [`write_atomic`] does; returns the SHA-256 of the file written. The
+/// encoded image is never held in memory whole.
+///
+/// ```
+/// use image::{DynamicImage, RgbImage};
+/// use tattle_studio::files;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.png");
+/// let image = DynamicImage::ImageRgb8(RgbImage::new(8, 8));
+/// let sha256 = files::save_image_atomic_with_profile(&image, &path, 95, None).unwrap();
+/// assert_eq!(sha256, files::sha256_hex(&std::fs::read(&path).unwrap()));
+/// ```
+pub fn save_image_atomic_with_profile(
+    image: &DynamicImage,
+    path: &Path,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> Result<String> {
+    let mut sha256 = String::new();
+    write_atomic_with(path, |file| {
+        encode_into(image, path, quality, icc, std::io::BufWriter::new(&mut *file))?;
+        // Hashed from the file just written (still in the page cache), so
+        // that the hash is of exactly the bytes on disk.
+        file.rewind().map_err(Error::io(path))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::io::BufReader::new(&mut *file), &mut hasher).map_err(Error::io(path))?;
+        sha256 = hex(&hasher.finalize());
+        Ok(())
+    })?;
+    Ok(sha256)
 }
 
 /// Writes `bytes` through a temporary file in the same folder, flushed to
 /// disk, then renamed into place: `path` is never seen half-written, even
 /// if the process is killed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes).map_err(Error::io(path)))
+}
+
+/// [`write_atomic`] with the contents written by `fill` into the temporary
+/// file; if it fails, nothing is renamed and the temporary file is removed.
+fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -233,10 +275,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
-    tmp.as_file_mut()
-        .write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(Error::io(path))?;
+    fill(tmp.as_file_mut())?;
+    tmp.as_file().sync_all().map_err(Error::io(path))?;
     #[cfg(unix)]
     {
         // Temporary files are private; a published image is not.
@@ -262,7 +302,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// );
 /// ```
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True when both paths name the same existing file.
@@ -270,5 +314,38 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use image::RgbImage;
+
+    #[test]
+    fn a_failed_encode_leaves_neither_output_nor_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("too-wide.webp");
+        // WebP cannot hold an image wider than 16,384 pixels.
+        let image = DynamicImage::ImageRgb8(RgbImage::new(16_385, 1));
+        let error = save_image_atomic_with_profile(&image, &path, 95, None).unwrap_err();
+        assert!(error.to_string().contains("too-wide.webp"), "{error}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_returned_hash_is_of_the_bytes_written_in_every_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([x as u8, y as u8, 7])
+        }));
+        for name in ["a.png", "a.jpg", "a.tif", "a.webp", "a.exr"] {
+            let path = dir.path().join(name);
+            let sha256 = save_image_atomic_with_profile(&image, &path, 90, None).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(sha256, sha256_hex(&bytes), "{name}");
+            assert_eq!(bytes, encode(&image, &path, 90).unwrap(), "{name}");
+        }
     }
 }

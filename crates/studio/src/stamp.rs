@@ -185,11 +185,13 @@ impl<'a> Stamper<'a> {
                 path: source.clone(),
                 cause: e,
             })?;
-        let encoded = files::encode_with_profile(&image, &output, self.options.jpeg_quality, icc.as_deref())?;
-        files::write_atomic(&output, &encoded)?;
-        let issued = self
-            .ledger
-            .complete_issuance(issuance.serial, &files::sha256_hex(&encoded))?;
+        let output_sha256 = files::save_image_atomic_with_profile(
+            &image,
+            &output,
+            self.options.jpeg_quality,
+            icc.as_deref(),
+        )?;
+        let issued = self.ledger.complete_issuance(issuance.serial, &output_sha256)?;
         Ok(Stamped::Issued(issued))
     }
 }
