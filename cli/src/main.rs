@@ -275,14 +275,10 @@ fn describe(path: &str, d: &Detection) -> String {
         report::format_probability(d.false_positive_log10),
         d.score
     );
-    let geometry = d
-        .geometry
-        .as_ref()
-        .map(report::describe_geometry)
-        .unwrap_or_default();
+    let recovery = report::describe_recovery(d);
     match (d.detected, d.payload) {
-        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){geometry}"),
-        (true, None) => format!("{path}: marked, payload unreadable ({odds}){geometry}"),
+        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){recovery}"),
+        (true, None) => format!("{path}: marked, payload unreadable ({odds}){recovery}"),
         (false, _) => format!("{path}: no mark found ({odds})"),
     }
 }

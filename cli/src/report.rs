@@ -11,8 +11,22 @@ pub fn format_probability(log10: f64) -> String {
     }
 }
 
-/// A short description of a recovered geometry, empty when nothing changed.
-pub fn describe_geometry(g: &tattle_detect::Geometry) -> String {
+/// A short description of what the detector undid to read the mark — the
+/// geometry it recovered and any sharpening — empty when nothing changed.
+pub fn describe_recovery(d: &tattle_detect::Detection) -> String {
+    let mut parts = d.geometry.as_ref().map(describe_geometry).unwrap_or_default();
+    if d.sharpened {
+        parts.push("read sharpened (the image was blurred)".to_owned());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}
+
+/// The geometric changes a recovered geometry describes.
+fn describe_geometry(g: &tattle_detect::Geometry) -> Vec<String> {
     let mut parts = Vec::new();
     if (g.scale_x - 1.0).abs() > 0.005 || (g.scale_y - 1.0).abs() > 0.005 {
         if (g.scale_x - g.scale_y).abs() < 0.005 {
@@ -33,11 +47,7 @@ pub fn describe_geometry(g: &tattle_detect::Geometry) -> String {
             g.offset_x, g.offset_y
         ));
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", parts.join(", "))
-    }
+    parts
 }
 
 /// A progress bar on standard error with `what` counted, its rate and ETA;
@@ -54,4 +64,49 @@ pub fn progress_bar(len: usize, what: &str, hidden: bool) -> indicatif::Progress
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tattle_detect::{Detection, Geometry};
+
+    fn detection(geometry: Option<Geometry>, sharpened: bool) -> Detection {
+        Detection {
+            detected: true,
+            payload: None,
+            false_positive_probability: 1e-12,
+            false_positive_log10: -12.0,
+            score: 9.0,
+            pilot_score: 9.0,
+            payload_score: 1.0,
+            bit_errors: 80,
+            blocks: 100,
+            geometry,
+            sharpened,
+            recipient: None,
+        }
+    }
+
+    #[test]
+    fn recovery_names_geometry_and_sharpening_and_nothing_else() {
+        assert_eq!(
+            describe_recovery(&detection(Some(Geometry::unchanged()), false)),
+            ""
+        );
+        assert_eq!(
+            describe_recovery(&detection(Some(Geometry::unchanged()), true)),
+            "; read sharpened (the image was blurred)"
+        );
+        let turned = Geometry {
+            rotation_degrees: 5.0,
+            mirrored: true,
+            ..Geometry::unchanged()
+        };
+        assert_eq!(
+            describe_recovery(&detection(Some(turned), true)),
+            "; rotated 5.0°, mirrored, read sharpened (the image was blurred)"
+        );
+        assert_eq!(format_probability(-12.3), "5.0e-13");
+    }
 }

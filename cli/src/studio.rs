@@ -324,21 +324,17 @@ fn describe_trace(path: &str, trace: &Trace) -> String {
         "false-positive probability {}",
         report::format_probability(d.false_positive_log10)
     );
-    let geometry = d
-        .geometry
-        .as_ref()
-        .map(report::describe_geometry)
-        .unwrap_or_default();
+    let recovery = report::describe_recovery(d);
     match &trace.verdict {
         Verdict::NotFound => format!("{path}: no mark of this studio found ({odds})"),
         Verdict::Unreadable => format!(
-            "{path}: this studio's mark is present but its payload is unreadable ({odds}){geometry}"
+            "{path}: this studio's mark is present but its payload is unreadable ({odds}){recovery}"
         ),
         Verdict::UnknownPayload { payload, recipient } => format!(
-            "{path}: this studio's mark with payload {payload} (read as {recipient}), which the ledger did not issue ({odds}){geometry}"
+            "{path}: this studio's mark with payload {payload} (read as {recipient}), which the ledger did not issue ({odds}){recovery}"
         ),
         Verdict::Attributed { vendor, issuance } => format!(
-            "{path}: leaked from vendor {:?} (id {}): asset {} delivered {} as {}, issuance {} payload {} ({odds}){geometry}",
+            "{path}: leaked from vendor {:?} (id {}): asset {} delivered {} as {}, issuance {} payload {} ({odds}){recovery}",
             vendor.name,
             vendor.id,
             issuance.source_path,

@@ -7,6 +7,7 @@
 //! almost nothing by design, and pasted-in or repainted regions stay dark.
 
 use serde::Serialize;
+use std::borrow::Cow;
 use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{perceptual_mask, MaskParams};
 use tattle_core::observe::Observation;
@@ -83,8 +84,16 @@ pub(crate) fn measure(
         Canonical::resample(luma, whole, alignment.linear)?
     };
     let origin = canonical.origin_for(alignment.orientation, alignment.offset);
-    let weights = perceptual_mask(&canonical.plane, mask);
-    let plane = alignment.orientation.apply(&canonical.plane);
+    // Sharpened as the detection was read. The Laplacian's stencil is the
+    // same under quarter turns and mirrors, so sharpening before the
+    // orientation is applied equals sharpening after.
+    let canonical_plane = if alignment.sharpened {
+        Cow::Owned(crate::restore::sharpen(&canonical.plane))
+    } else {
+        Cow::Borrowed(&*canonical.plane)
+    };
+    let weights = perceptual_mask(&canonical_plane, mask);
+    let plane = alignment.orientation.apply(&canonical_plane);
     let weights = alignment.orientation.apply(&weights);
     let (h, w) = plane.dim();
     // Tiles start at the origin, modulo a tile; partial tiles at the

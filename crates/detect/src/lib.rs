@@ -45,6 +45,11 @@
 //! bound (union bound over the two tests). A mark is reported when it is
 //! below [`DetectOptions::threshold`]; a payload only when, in addition,
 //! its CRC is correct and the payload test alone passes the threshold.
+//!
+//! Each geometry may be read twice, as received and sharpened (a blurred
+//! image, see [`restore`]), and the geometric search tries many
+//! geometries ([`sync::HYPOTHESES`], [`MAX_CANDIDATES`]): both bounds are
+//! multiplied by the number of readings that could have been reported.
 #![deny(missing_docs)]
 // Every path here is reachable from user input: no index that can panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -61,6 +66,7 @@ use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
 pub mod heatmap;
+pub mod restore;
 pub mod sync;
 
 use std::borrow::Cow;
@@ -81,8 +87,9 @@ pub struct DetectOptions {
     /// Default: [`MaskParams::default`].
     pub mask: MaskParams,
     /// Search for crops, scaling, rotation, aspect change and mirroring
-    /// (see [`sync`]). Without it only the unchanged geometry is tested, and
-    /// the false-positive bounds are correspondingly tighter. Default: true.
+    /// (see [`sync`]). Without it only the unchanged geometry is tested (as
+    /// received and sharpened), and the false-positive bounds are
+    /// correspondingly tighter. Default: true.
     pub geometric_search: bool,
     /// Largest area, in pixels, the geometric search works on. A larger
     /// image that needs the search is searched on its most textured window
@@ -227,6 +234,9 @@ pub struct Detection {
     pub blocks: usize,
     /// The geometric change that was undone to find the mark, when one was found.
     pub geometry: Option<Geometry>,
+    /// The mark was read from the sharpened image: it had been blurred or
+    /// resampled softly (see [`restore`]).
+    pub sharpened: bool,
     /// Whose payload chips the reported payload was read with.
     pub recipient: Option<Recipient>,
 }
@@ -253,8 +263,9 @@ impl std::fmt::Debug for Detector {
 /// smallest region that still decodes.
 pub const MIN_SEARCH_PIXELS: usize = 1 << 16;
 
-/// Payload decodings the geometric search may try; the payload test's bound
-/// is multiplied by this.
+/// Geometries whose payload the search may decode, each as received and
+/// sharpened ([`restore::RESTORATIONS`]); the payload test's bound is
+/// multiplied by both.
 pub const MAX_CANDIDATES: usize = 8;
 
 impl Detector {
@@ -325,14 +336,36 @@ impl Detector {
             (None, parts)
         };
         let (parts, block_weights): (Vec<Observation>, Vec<Vec<f32>>) = parts.into_iter().unzip();
-        let straight = Observation::sum(parts);
-        let mut best = self.test(&straight);
-        best.geometry = Some(Geometry::unchanged());
-        let mut found = Found {
-            detection: best,
-            observation: straight,
-            alignment: Some(Alignment::UNCHANGED),
-        };
+        let mut found = Found::new(
+            self,
+            Observation::sum(parts),
+            Alignment::UNCHANGED,
+            Geometry::unchanged(),
+        );
+        if found.worth_sharpening() {
+            // The sharpened image, band by band as well: nothing image-sized.
+            let sharpened = |first_row: usize, out: &mut [f32]| {
+                restore::sharpened_rows(h, w, |first, rows| source.rows(first, rows), first_row, out);
+            };
+            let parts = perceptual_mask_into(
+                w,
+                h,
+                sharpened,
+                mask,
+                &mut vec![(); w * h],
+                |first, luma, weights, _| measure_band(first, luma, weights).0,
+            );
+            let alignment = Alignment {
+                sharpened: true,
+                ..Alignment::UNCHANGED
+            };
+            found.merge(Some(Found::new(
+                self,
+                Observation::sum(parts),
+                alignment,
+                Geometry::unchanged(),
+            )));
+        }
         // The unchanged geometry is one of the search's hypotheses; when it
         // already yields a payload there is nothing better to find.
         if !self.options.geometric_search || found.detection.payload.is_some() {
@@ -442,25 +475,39 @@ impl Detector {
                     (canonical, weights)
                 }
             };
-            let observation = if orientation == sync::Orientation::default() {
-                Observation::measure_masked(&canonical.plane, canonical_weights, peak.origin)
-            } else {
-                let plane = orientation.apply(&canonical.plane);
-                Observation::measure_masked(&plane, &orientation.apply(canonical_weights), peak.origin)
-            };
-            let mut detection = self.test(&observation);
             let geometry = canonical.geometry(orientation, peak.origin);
-            let alignment = Alignment {
+            let plain = Alignment {
                 linear: canonical.linear(),
                 orientation,
                 offset: (geometry.offset_x, geometry.offset_y),
+                sharpened: false,
             };
-            detection.geometry = Some(geometry);
-            let candidate = Found {
-                detection,
-                observation,
-                alignment: Some(alignment),
+            let (plane, plane_weights) = if orientation == sync::Orientation::default() {
+                (Cow::Borrowed(&*canonical.plane), Cow::Borrowed(canonical_weights))
+            } else {
+                (
+                    Cow::Owned(orientation.apply(&canonical.plane)),
+                    Cow::Owned(orientation.apply(canonical_weights)),
+                )
             };
+            let mut candidate = Found::new(
+                self,
+                Observation::measure_masked(&plane, &plane_weights, peak.origin),
+                plain,
+                geometry.clone(),
+            );
+            if candidate.worth_sharpening() {
+                drop(plane_weights);
+                let sharpened = restore::sharpen(&plane);
+                drop(plane);
+                let weights = perceptual_mask(&sharpened, mask);
+                let observation = Observation::measure_masked(&sharpened, &weights, peak.origin);
+                let alignment = Alignment {
+                    sharpened: true,
+                    ..plain
+                };
+                candidate.merge(Some(Found::new(self, observation, alignment, geometry)));
+            }
             let decoded = candidate.detection.payload.is_some();
             if best
                 .as_ref()
@@ -482,10 +529,15 @@ impl Detector {
         let roles = pilot.roles();
         let pilot_score = normalised_correlation(y, pilot.chips(), |i| roles.get(i) == Some(&Role::Pilot));
 
+        // Every geometry may be read as received and sharpened.
+        let restorations = restore::RESTORATIONS as f64;
         let (pilot_hypotheses, payload_candidates) = if self.options.geometric_search {
-            (sync::HYPOTHESES, MAX_CANDIDATES as f64)
+            (
+                sync::HYPOTHESES * restorations,
+                (MAX_CANDIDATES * restore::RESTORATIONS) as f64,
+            )
         } else {
-            (1.0, 1.0)
+            (restorations, restorations)
         };
         // Every recipient is one more chance for a decoder to find a
         // payload by accident: 2^64 payloads × candidates × recipients.
@@ -541,6 +593,7 @@ impl Detector {
             bit_errors,
             blocks: observation.blocks(),
             geometry: None,
+            sharpened: false,
             recipient: read.as_ref().map(|r| r.0),
         }
     }
@@ -596,6 +649,25 @@ struct Found {
 }
 
 impl Found {
+    /// The verdict on one reading of the image.
+    fn new(detector: &Detector, observation: Observation, alignment: Alignment, geometry: Geometry) -> Self {
+        let mut detection = detector.test(&observation);
+        detection.geometry = Some(geometry);
+        detection.sharpened = alignment.sharpened;
+        Self {
+            detection,
+            observation,
+            alignment: Some(alignment),
+        }
+    }
+
+    /// Whether to read this geometry again, sharpened: the plain reading
+    /// gave no payload but the pilot is there (see
+    /// [`restore::MIN_PILOT_SCORE`]).
+    fn worth_sharpening(&self) -> bool {
+        self.detection.payload.is_none() && self.detection.pilot_score >= restore::MIN_PILOT_SCORE
+    }
+
     /// Takes the search's best candidate when it beats this verdict.
     fn merge(&mut self, other: Option<Found>) {
         if let Some(other) = other {
@@ -617,12 +689,14 @@ impl Found {
 /// How the received image was lined up with the tile grid: resampled
 /// through `linear`, turned by `orientation`, its top-left corner at
 /// `offset` in a tile (in the oriented canonical plane, as in
-/// [`Geometry`]). Independent of the window the search worked on.
+/// [`Geometry`]), and whether it was then sharpened. Independent of the
+/// window the search worked on.
 #[derive(Clone, Copy, Debug)]
 struct Alignment {
     linear: sync::Linear,
     orientation: sync::Orientation,
     offset: (f64, f64),
+    sharpened: bool,
 }
 
 impl Alignment {
@@ -633,6 +707,7 @@ impl Alignment {
             quarter_turns: 0,
         },
         offset: (0.0, 0.0),
+        sharpened: false,
     };
 }
 
