@@ -17,7 +17,7 @@
 //! and counted in both false-positive bounds ([`RESTORATIONS`]).
 
 use rayon::prelude::*;
-use tattle_core::plane::{Plane, BAND_ROWS};
+use tattle_core::plane::{LumaSource, Plane, BAND_ROWS};
 
 /// How much of the Laplacian is added: `y' = y + SHARPENING · (4y − the
 /// four neighbours)`. Measured on blurred (σ = 1) and halved-then-doubled
@@ -90,14 +90,7 @@ pub fn sharpened_rows(
 /// The sharpened copy of a plane (see [`sharpened_rows`]).
 pub fn sharpen(plane: &Plane) -> Plane {
     let (h, w) = plane.dim();
-    let standard;
-    let values = match plane.as_slice() {
-        Some(values) => values,
-        None => {
-            standard = plane.as_standard_layout().into_owned();
-            standard.as_slice().unwrap_or_default()
-        }
-    };
+    let source = LumaSource::Plane(plane);
     let mut out = Plane::zeros((h, w));
     if let Some(out_values) = out.as_slice_mut() {
         out_values
@@ -107,7 +100,7 @@ pub fn sharpen(plane: &Plane) -> Plane {
                 sharpened_rows(
                     h,
                     w,
-                    |first, buffer| tattle_core::plane::copy_rows(values, w, first, buffer),
+                    |first, buffer| source.rows(first, buffer),
                     band * BAND_ROWS,
                     rows,
                 );

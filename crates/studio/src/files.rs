@@ -219,13 +219,27 @@ pub fn encode_into<W: Write + Seek>(
 
 /// Encodes and writes an image atomically (see [`write_atomic`]).
 pub fn save_image_atomic(image: &DynamicImage, path: &Path, quality: u8) -> Result<()> {
-    save_image_atomic_with_profile(image, path, quality, None).map(|_| ())
+    save_image_atomic_with_profile(image, path, quality, None)
 }
 
 /// Encodes an image straight into a temporary file beside `path`, with
 /// its ICC profile where the format carries one, and renames it into place
-/// as [`write_atomic`] does; returns the SHA-256 of the file written. The
-/// encoded image is never held in memory whole.
+/// as [`write_atomic`] does. The encoded image is never held in memory
+/// whole.
+pub fn save_image_atomic_with_profile(
+    image: &DynamicImage,
+    path: &Path,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> Result<()> {
+    write_atomic_with(path, |file| {
+        encode_into(image, path, quality, icc, std::io::BufWriter::new(file))
+    })
+}
+
+/// [`save_image_atomic_with_profile`] that also returns the SHA-256 of the
+/// file written, read back from it (still in the page cache) so that the
+/// hash is of exactly the bytes on disk.
 ///
 /// ```
 /// use image::{DynamicImage, RgbImage};
@@ -233,10 +247,10 @@ pub fn save_image_atomic(image: &DynamicImage, path: &Path, quality: u8) -> Resu
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out.png");
 /// let image = DynamicImage::ImageRgb8(RgbImage::new(8, 8));
-/// let sha256 = files::save_image_atomic_with_profile(&image, &path, 95, None).unwrap();
+/// let sha256 = files::save_image_atomic_hashed(&image, &path, 95, None).unwrap();
 /// assert_eq!(sha256, files::sha256_hex(&std::fs::read(&path).unwrap()));
 /// ```
-pub fn save_image_atomic_with_profile(
+pub fn save_image_atomic_hashed(
     image: &DynamicImage,
     path: &Path,
     quality: u8,
@@ -245,8 +259,6 @@ pub fn save_image_atomic_with_profile(
     let mut sha256 = String::new();
     write_atomic_with(path, |file| {
         encode_into(image, path, quality, icc, std::io::BufWriter::new(&mut *file))?;
-        // Hashed from the file just written (still in the page cache), so
-        // that the hash is of exactly the bytes on disk.
         file.rewind().map_err(Error::io(path))?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut std::io::BufReader::new(&mut *file), &mut hasher).map_err(Error::io(path))?;
@@ -329,7 +341,7 @@ mod tests {
         let path = dir.path().join("too-wide.webp");
         // WebP cannot hold an image wider than 16,384 pixels.
         let image = DynamicImage::ImageRgb8(RgbImage::new(16_385, 1));
-        let error = save_image_atomic_with_profile(&image, &path, 95, None).unwrap_err();
+        let error = save_image_atomic_hashed(&image, &path, 95, None).unwrap_err();
         assert!(error.to_string().contains("too-wide.webp"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -342,7 +354,7 @@ mod tests {
         }));
         for name in ["a.png", "a.jpg", "a.tif", "a.webp", "a.exr"] {
             let path = dir.path().join(name);
-            let sha256 = save_image_atomic_with_profile(&image, &path, 90, None).unwrap();
+            let sha256 = save_image_atomic_hashed(&image, &path, 90, None).unwrap();
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(sha256, sha256_hex(&bytes), "{name}");
             assert_eq!(bytes, encode(&image, &path, 90).unwrap(), "{name}");

@@ -185,12 +185,8 @@ impl<'a> Stamper<'a> {
                 path: source.clone(),
                 cause: e,
             })?;
-        let output_sha256 = files::save_image_atomic_with_profile(
-            &image,
-            &output,
-            self.options.jpeg_quality,
-            icc.as_deref(),
-        )?;
+        let output_sha256 =
+            files::save_image_atomic_hashed(&image, &output, self.options.jpeg_quality, icc.as_deref())?;
         let issued = self.ledger.complete_issuance(issuance.serial, &output_sha256)?;
         Ok(Stamped::Issued(issued))
     }
