@@ -1,5 +1,6 @@
 //! Prints what the geometric search sees for one image and attack:
-//! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK [SEARCH_PIXELS]`.
+//! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK [SEARCH_PIXELS]`,
+//! where ATTACK may be a chain (`scale-0.5-bicubic+jpeg-75`).
 
 use tattle_core::plane::luma;
 use tattle_detect::{DetectOptions, Key, Payload};
@@ -16,8 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let marked = EmbedOptions::default()
         .build(&key)?
         .embed(&img, Payload::new(77))?;
-    let attack = tattle_attacks::find(attack).ok_or("unknown attack")?;
-    let attacked = (attack.apply)(&marked, 1)?;
+    let chain = tattle_attacks::Chain::parse(attack).ok_or("unknown attack")?;
+    let attacked = chain.apply(&marked, 1)?;
     let plane = luma(&attacked);
     for line in tattle_detect::sync::debug_report(&plane, &Default::default()) {
         println!("{line}");

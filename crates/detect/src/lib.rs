@@ -429,7 +429,19 @@ impl Detector {
                     continue;
                 };
                 let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
-                (c, weights, residual)
+                // A brute-force map is only as exact as its grid: make it
+                // exact from the plane it gives, and undo that instead.
+                let refined = (!all_orientations)
+                    .then(|| sync::refine_by_drift(&residual, &self.correlator, linear))
+                    .flatten()
+                    .and_then(|refined| sync::Canonical::resample(luma, window, refined));
+                match refined {
+                    Some(c) => {
+                        let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
+                        (c, weights, residual)
+                    }
+                    None => (c, weights, residual),
+                }
             };
             let folded = sync::fold(&whitened);
             drop(whitened);
@@ -449,7 +461,7 @@ impl Detector {
             if keep {
                 kept_pixels += w * h;
             }
-            canonicals.push((linear, keep.then_some((canonical, canonical_weights))));
+            canonicals.push((canonical.linear(), keep.then_some((canonical, canonical_weights))));
         }
         shifts.sort_by(|a, b| b.0.strength.total_cmp(&a.0.strength));
         let mut rebuilt: Option<(usize, sync::Canonical, Plane)> = None;

@@ -23,13 +23,21 @@
 //!    (small or busy images, strong downscaling): one-parameter families of
 //!    maps (scale, rotation, aspect) are scanned, each map *probed* by
 //!    folding a region around the image's most textured window through it
-//!    and correlating with the pilot. A probe has a fixed sample budget; it
-//!    samples every canonical pixel, or every second one (against the pilot
-//!    sampled the same way, at each sampling phase) to span more of the
-//!    image, but never further apart than the image's own pixels on a
-//!    downscaled image, where the mark lies in the image's upper
-//!    frequencies. Lattice estimates are probed too before the whole image
-//!    is resampled for them.
+//!    and correlating with the pilot. A probe has a sample budget that
+//!    grows (up to four times) on maps that shrink the image, so that it
+//!    always spans about as many image pixels; it samples every canonical
+//!    pixel, or every second one (against the pilot sampled the same way,
+//!    at each sampling phase) to span more of the image, but never further
+//!    apart than the image's own pixels on a downscaled image, where the
+//!    mark lies in the image's upper frequencies. Probes run in parallel.
+//!    Lattice estimates are probed too before the whole image is resampled
+//!    for them.
+//! 4. **Drift refinement of a brute-force map.** A grid places a map to
+//!    about 0.1%, a pixel of drift at the borders of a large image. The
+//!    tile shift measured to a fraction of a pixel in each quadrant of the
+//!    resampled plane gives the map's remaining linear error (how far the
+//!    grid has slid between quadrants), and the image is resampled once
+//!    more without it (`refine_by_drift`).
 //!
 //! The statistics stay honest: the lattice is chosen from the image alone,
 //! and every (lattice, orientation, shift) the search could pick counts as a
@@ -38,6 +46,7 @@
 use std::sync::Arc;
 
 use ndarray::Array2;
+use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 use serde::Serialize;
@@ -53,8 +62,9 @@ pub const ORIENTATIONS: usize = 8;
 /// Geometric searches by brute force along one parameter, pilot-guided:
 /// (name, parameter range, coarse step ratio). See [`search_families`].
 const SEARCH_STEPS: usize = 600;
-/// Maps tried by refinement around the best coarse result of each family.
-const REFINE_STEPS: usize = 4 * REFINED_PER_FAMILY * 9;
+/// Maps tried by refinement around the best coarse result of each family,
+/// and the best one made exact by [`refine_by_drift`].
+const REFINE_STEPS: usize = 4 * (REFINED_PER_FAMILY * 9 + 1);
 /// Smallest pilot strength, probed on a central region, for which a map is
 /// tried on the whole image.
 pub(crate) const MIN_PROBE_STRENGTH: f32 = 5.5;
@@ -194,16 +204,19 @@ impl Orientation {
 
     /// The plane turned and mirrored.
     pub fn apply(&self, plane: &Plane) -> Plane {
-        let (h, w) = plane.dim();
-        let (oh, ow) = if self.quarter_turns % 2 == 1 {
-            (w, h)
-        } else {
-            (h, w)
-        };
-        Plane::from_shape_fn((oh, ow), |(y, x)| {
-            let (sx, sy) = self.source_pixel(x as i64, y as i64, w as i64, h as i64);
-            plane[[sy as usize, sx as usize]]
-        })
+        // As a strided view, copied once: the detector turns whole canonical
+        // planes for every candidate it reads, and per-pixel index mapping
+        // cost as much as the rest of the search on an unmarked frame.
+        let mut view = plane.view();
+        if self.mirror {
+            view.invert_axis(ndarray::Axis(1));
+        }
+        for _ in 0..self.quarter_turns {
+            // Clockwise: row y of the result is column y read bottom to top.
+            view.invert_axis(ndarray::Axis(0));
+            view = view.reversed_axes();
+        }
+        view.as_standard_layout().into_owned()
     }
 
     /// `fold(self.apply(plane))`, computed from `fold(plane)` alone: both
@@ -392,6 +405,31 @@ impl PilotCorrelator {
         self.best_sampled_shift(folded, 1)
     }
 
+    /// [`PilotCorrelator::best_shift`] to a fraction of a pixel: the peak
+    /// of the correlation surface placed by a parabola in each direction.
+    fn subpixel_shift(&self, folded: &Plane) -> Option<((f64, f64), f32)> {
+        let sampled = self.by_step.iter().find(|s| s.step == 1)?;
+        let pilot = sampled.phases.first()?;
+        let spectrum = sampled.fft.forward(folded);
+        let product = spectrum.iter().zip(pilot).map(|(a, b)| a * b).collect();
+        let surface = sampled.fft.inverse_real(product);
+        let ((x, y), strength) = surface_peak_of(&surface, sampled.fft.width);
+        let at = |dx: i64, dy: i64| {
+            let t = TILE as i64;
+            let (yy, xx) = (
+                (y as i64 + dy).rem_euclid(t) as usize,
+                (x as i64 + dx).rem_euclid(t) as usize,
+            );
+            surface.get((yy, xx)).copied().unwrap_or(0.0)
+        };
+        let centre = at(0, 0);
+        let sub = (
+            x as f64 + parabola_offset(at(-1, 0), centre, at(1, 0)),
+            y as f64 + parabola_offset(at(0, -1), centre, at(0, 1)),
+        );
+        Some((sub, strength))
+    }
+
     /// The best tile shift of a fold sampled every `step` pixels (`TILE /
     /// step` square), over every sampling phase.
     fn best_sampled_shift(&self, folded: &Plane, step: usize) -> ShiftPeak {
@@ -426,19 +464,24 @@ fn conjugate_spectrum(fft: &Fft2, plane: &Plane) -> Vec<Complex32> {
 /// whole surface.
 fn surface_peak(fft: &Fft2, spectrum: &[Complex32], pilot_conj: &[Complex32]) -> ((usize, usize), f32) {
     let product = spectrum.iter().zip(pilot_conj).map(|(a, b)| a * b).collect();
-    let surface = fft.inverse_real(product);
-    let n = surface.len() as f32;
-    let mean = surface.sum() / n;
-    let variance = surface.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let ((y, x), peak) = surface
-        .indexed_iter()
-        .fold(((0, 0), f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        });
+    surface_peak_of(&fft.inverse_real(product), fft.width)
+}
+
+/// The highest point of a correlation surface `width` wide and its height
+/// in standard deviations of the whole surface.
+fn surface_peak_of(surface: &Plane, width: usize) -> ((usize, usize), f32) {
+    // The surface comes out in standard layout; a flat slice walks it far
+    // faster than indexed iteration, and this runs for every probe.
+    let values = surface.as_slice().unwrap_or(&[]);
+    let n = values.len().max(1) as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let (index, peak) =
+        values.iter().enumerate().fold(
+            (0, f32::NEG_INFINITY),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        );
+    let (y, x) = (index / width.max(1), index % width.max(1));
     let strength = if variance > 0.0 {
         (peak - mean) / variance.sqrt()
     } else {
@@ -506,7 +549,7 @@ pub(crate) struct Probe<'a> {
     /// The residual without the frequencies above the mark's band, for
     /// folds that sample it sparsely (so that they alias no noise into it);
     /// built the first time such a fold needs it.
-    smooth: std::cell::OnceCell<Plane>,
+    smooth: std::sync::OnceLock<Plane>,
     /// Image point the probed regions are centred on.
     focus: (f64, f64),
     correlator: &'a PilotCorrelator,
@@ -519,7 +562,7 @@ impl<'a> Probe<'a> {
     pub fn new(residual: &'a Plane, weights: &Plane, correlator: &'a PilotCorrelator) -> Self {
         Self {
             residual,
-            smooth: std::cell::OnceCell::new(),
+            smooth: std::sync::OnceLock::new(),
             focus: busiest_window_centre(weights, FOCUS_WINDOW),
             correlator,
         }
@@ -641,27 +684,126 @@ impl<'a> Probe<'a> {
     fn search_family(&self, family: Family) -> Option<(f32, Linear)> {
         let (lo, hi, step) = family.range();
         let steps = ((hi - lo) / step).round() as usize;
+        let probe = |t: f64, side: usize| {
+            let linear = family.linear(t);
+            self.strength(&linear, probe_side(side, &linear))
+        };
+        // Probes are independent: spread them over the cores.
         let mut coarse: Vec<(f32, f64)> = (0..=steps)
+            .into_par_iter()
             .map(|i| {
                 let t = lo + i as f64 * step;
-                (self.strength(&family.linear(t), COARSE_SIDE), t)
+                (probe(t, COARSE_SIDE), t)
             })
             .collect();
         coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
         // Refine the strongest few: near the noise floor the true map is
         // not always the coarse maximum.
-        let fine = coarse
+        let fine_step = step / 4.0;
+        let (strength, t) = coarse
             .iter()
             .take(REFINED_PER_FAMILY)
-            .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * step / 4.0))
-            .map(|t| (self.strength(&family.linear(t), PROBE_SIDE), t))
-            .fold((f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
-        let linear = family.linear(fine.1);
+            .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * fine_step))
+            .collect::<Vec<f64>>()
+            .into_par_iter()
+            .map(|t| (probe(t, PROBE_SIDE), t))
+            .reduce(|| (f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
         // Below this the refined peak is within the noise of the search
         // (the null maximum is about 4.5); resampling the whole image for it
         // would cost time and find nothing.
-        (fine.0 >= MIN_PROBE_STRENGTH && !linear.is_near_identity()).then_some((fine.0, linear))
+        let linear = family.linear(t);
+        (strength >= MIN_PROBE_STRENGTH && !linear.is_near_identity()).then_some((strength, linear))
     }
+}
+
+/// Smallest pilot strength, in each quadrant of a canonical plane, for
+/// which [`refine_by_drift`] trusts the quadrant's tile shift.
+const DRIFT_MIN_STRENGTH: f32 = 5.0;
+/// Largest correction [`refine_by_drift`] applies, per matrix entry: the
+/// brute-force grids leave at most about a tenth of this, so anything
+/// larger is a misplaced peak.
+const DRIFT_MAX_CORRECTION: f64 = 0.004;
+
+/// A brute-force map made exact from the canonical plane it gives.
+///
+/// The search's grids place a map to about 0.1%, which across a large
+/// image drifts the block grid by a pixel or more at the borders. If the
+/// map is off by a small linear error `E` (true map `linear · (I + E)`),
+/// the pilot's tile grid in a region of the canonical plane centred at `c`
+/// lies shifted by `E · c`: so the tile shift is measured, to a fraction of
+/// a pixel, in each quadrant of the whitened canonical plane, and `E`
+/// fitted by least squares. `None` when a quadrant is too small or its
+/// pilot too faint to trust, or the correction too small to matter.
+pub(crate) fn refine_by_drift(
+    residual: &Plane,
+    correlator: &PilotCorrelator,
+    linear: Linear,
+) -> Option<Linear> {
+    let (h, w) = residual.dim();
+    let (half_w, half_h) = (w / 2, h / 2);
+    if half_w < 2 * TILE || half_h < 2 * TILE {
+        return None;
+    }
+    let t = TILE as f64;
+    let wrap = |v: f64| (v + t / 2.0).rem_euclid(t) - t / 2.0;
+    let mut shifts = Vec::with_capacity(4);
+    for (x0, y0) in [(0, 0), (half_w, 0), (0, half_h), (half_w, half_h)] {
+        let region = residual
+            .slice(ndarray::s![y0..y0 + half_h, x0..x0 + half_w])
+            .to_owned();
+        let ((sx, sy), strength) = correlator.subpixel_shift(&fold(&region))?;
+        if strength < DRIFT_MIN_STRENGTH {
+            return None;
+        }
+        // Tile origin in plane coordinates, and the quadrant's centre
+        // relative to the plane's.
+        let centre = (
+            x0 as f64 + half_w as f64 / 2.0 - w as f64 / 2.0,
+            y0 as f64 + half_h as f64 / 2.0 - h as f64 / 2.0,
+        );
+        shifts.push((x0 as f64 + sx, y0 as f64 + sy, centre));
+    }
+    let (rx, ry, _) = *shifts.first()?;
+    // Shifts relative to the first quadrant's, within half a tile; the
+    // quadrant centres are symmetric, so each column of E is a plain
+    // regression on one coordinate.
+    let (mut e, mut sum_xx, mut sum_yy) = ([0.0f64; 4], 0.0f64, 0.0f64);
+    let mean = shifts.iter().fold((0.0, 0.0), |a, &(x, y, _)| {
+        (a.0 + wrap(x - rx) / 4.0, a.1 + wrap(y - ry) / 4.0)
+    });
+    for &(x, y, (cx, cy)) in &shifts {
+        let (dx, dy) = (wrap(x - rx) - mean.0, wrap(y - ry) - mean.1);
+        e[0] += dx * cx;
+        e[1] += dx * cy;
+        e[2] += dy * cx;
+        e[3] += dy * cy;
+        sum_xx += cx * cx;
+        sum_yy += cy * cy;
+    }
+    let e = [e[0] / sum_xx, e[1] / sum_yy, e[2] / sum_xx, e[3] / sum_yy];
+    if e.iter().any(|v| v.abs() > DRIFT_MAX_CORRECTION) || e.iter().all(|v| v.abs() < 2e-5) {
+        return None;
+    }
+    let m = linear.m;
+    // linear · (I + E)
+    Some(Linear {
+        m: [
+            m[0] * (1.0 + e[0]) + m[1] * e[2],
+            m[0] * e[1] + m[1] * (1.0 + e[3]),
+            m[2] * (1.0 + e[0]) + m[3] * e[2],
+            m[2] * e[1] + m[3] * (1.0 + e[3]),
+        ],
+    })
+}
+
+/// Samples a side of a probe under `linear`: `side` for a map that keeps or
+/// enlarges the image, up to twice that for one that shrinks it, so that
+/// the probe spans as many of the image's pixels as at scale 1. On a
+/// downscaled image every image pixel holds several canonical pixels of
+/// the mark, and the pilot then needs all the pixels it can get.
+fn probe_side(side: usize, linear: &Linear) -> usize {
+    let shrink = linear.determinant().abs().sqrt().max(0.5);
+    (side as f64 / shrink.min(1.0)).round() as usize
 }
 
 /// The plane filtered by the 3x3 binomial kernel (edges repeated).
@@ -990,17 +1132,20 @@ fn subpixel_peak(acf: &Plane, x: f64, y: f64) -> Option<(f64, f64)> {
         }
     }
     let (bx, by, v) = best;
-    let parabola = |minus: f32, plus: f32| -> f64 {
-        let denominator = minus - 2.0 * v + plus;
-        if denominator.abs() < 1e-12 {
-            0.0
-        } else {
-            (0.5 * (minus - plus) / denominator).clamp(-0.5, 0.5) as f64
-        }
-    };
-    let ox = parabola(get(bx - 1, by), get(bx + 1, by));
-    let oy = parabola(get(bx, by - 1), get(bx, by + 1));
+    let ox = parabola_offset(get(bx - 1, by), v, get(bx + 1, by));
+    let oy = parabola_offset(get(bx, by - 1), v, get(bx, by + 1));
     Some((bx as f64 + ox, by as f64 + oy))
+}
+
+/// Where the vertex of the parabola through `(−1, minus)`, `(0, peak)` and
+/// `(1, plus)` lies, within half a sample of the peak.
+fn parabola_offset(minus: f32, peak: f32, plus: f32) -> f64 {
+    let denominator = minus - 2.0 * peak + plus;
+    if denominator.abs() < 1e-12 {
+        0.0
+    } else {
+        (0.5 * (minus - plus) / denominator).clamp(-0.5, 0.5) as f64
+    }
 }
 
 fn bilinear_wrapped(plane: &Plane, x: f64, y: f64) -> f32 {
@@ -1340,6 +1485,72 @@ mod tests {
         let peak = PilotCorrelator::new(&pattern).best_shift(&shifted);
         assert_eq!(peak.origin, (40, 9));
         assert!(peak.strength > 10.0, "{peak:?}");
+    }
+
+    /// A smooth 128-periodic pattern, defined everywhere, and a plane that
+    /// shows it through the linear map `I + e` about the plane's centre.
+    fn drifted_pattern(e: [f64; 4], (h, w): (usize, usize)) -> (Plane, Plane) {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([12; 32]);
+        // Wave numbers 4..20 per tile in each direction, either sign, random phases.
+        let waves: Vec<(f64, f64, f64)> = (0..40)
+            .map(|_| {
+                let mut k = || (4 + rng.below(16)) as f64 * f64::from(rng.chip());
+                (k(), k(), rng.below(1000) as f64 / 1000.0 * std::f64::consts::TAU)
+            })
+            .collect();
+        let value = |x: f64, y: f64| -> f32 {
+            let tau = std::f64::consts::TAU / TILE as f64;
+            waves
+                .iter()
+                .map(|&(kx, ky, phase)| (tau * (kx * x + ky * y) + phase).cos())
+                .sum::<f64>() as f32
+        };
+        let pattern = Plane::from_shape_fn((TILE, TILE), |(y, x)| value(x as f64, y as f64));
+        // u = (I + e) p about the centre, so p = (I + e)⁻¹ u.
+        let inverse = Linear {
+            m: [1.0 + e[0], e[1], e[2], 1.0 + e[3]],
+        }
+        .inverse()
+        .unwrap_or(Linear::IDENTITY);
+        let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+        let plane = Plane::from_shape_fn((h, w), |(y, x)| {
+            let (px, py) = inverse.apply(x as f64 - cx, y as f64 - cy);
+            value(px + cx, py + cy)
+        });
+        (pattern, plane)
+    }
+
+    #[test]
+    fn drift_across_the_plane_gives_the_maps_error() {
+        for e in [[0.0015, 0.0, 0.0, 0.0015], [-0.001, 0.0004, -0.0004, -0.0012]] {
+            let (pattern, plane) = drifted_pattern(e, (700, 900));
+            let correlator = PilotCorrelator::new(&pattern);
+            let refined = refine_by_drift(&plane, &correlator, Linear::IDENTITY).unwrap_or(Linear::IDENTITY);
+            for (i, (got, want)) in refined
+                .m
+                .iter()
+                .zip([1.0 + e[0], e[1], e[2], 1.0 + e[3]])
+                .enumerate()
+            {
+                assert!(
+                    (got - want).abs() < 1.5e-4,
+                    "{e:?}: entry {i} is {got}, want {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn drift_refinement_leaves_exact_maps_and_noise_alone() {
+        let (pattern, exact) = drifted_pattern([0.0; 4], (600, 600));
+        let correlator = PilotCorrelator::new(&pattern);
+        assert_eq!(refine_by_drift(&exact, &correlator, Linear::IDENTITY), None);
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([13; 32]);
+        let noise = Plane::from_shape_fn((600, 600), |_| rng.chip());
+        assert_eq!(refine_by_drift(&noise, &correlator, Linear::IDENTITY), None);
+        // Too small to split into quadrants of two tiles.
+        let small = exact.slice(ndarray::s![..400, ..400]).to_owned();
+        assert_eq!(refine_by_drift(&small, &correlator, Linear::IDENTITY), None);
     }
 
     #[test]
