@@ -430,13 +430,17 @@ impl Detector {
                 };
                 let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
                 // A brute-force map is only as exact as its grid: make it
-                // exact from the plane it gives, and undo that instead.
-                let refined = (!all_orientations)
+                // exact from the plane it gives, and undo that instead (its
+                // planes freed first, so that only one map's are held).
+                let exact = (!all_orientations)
                     .then(|| sync::refine_by_drift(&residual, &self.correlator, linear))
-                    .flatten()
-                    .and_then(|refined| sync::Canonical::resample(luma, window, refined));
-                match refined {
-                    Some(c) => {
+                    .flatten();
+                match exact {
+                    Some(exact) => {
+                        drop((c, weights, residual));
+                        let Some(c) = sync::Canonical::resample(luma, window, exact) else {
+                            continue;
+                        };
                         let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
                         (c, weights, residual)
                     }
