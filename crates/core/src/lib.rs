@@ -34,6 +34,7 @@
 pub mod code;
 pub mod dct;
 pub mod error;
+mod fast_math;
 pub mod key;
 pub mod layout;
 pub mod mask;

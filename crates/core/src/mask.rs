@@ -24,8 +24,10 @@
 //! from the image it is given and weigh each block by how much mark it can
 //! hold.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::fast_math::{exp2, log2, nearest_whole};
 use crate::plane::{box_mean, box_mean_of, BoxFilter, LumaSource, Plane, BAND_ROWS};
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
@@ -173,15 +175,47 @@ pub fn perceptual_mask_into<S: Send, T: Send>(
     storage
         .par_chunks_mut(BAND_ROWS * width)
         .enumerate()
-        .map_init(
-            || (MaskScratch::default(), Vec::new()),
-            |(scratch, mask), (band, stored)| {
-                let first = band * BAND_ROWS;
-                mask.resize(stored.len(), 0.0);
-                let luma = masker.band(first, mask, scratch);
-                per_band(first, luma, mask, stored)
-            },
-        )
+        .map_init(MaskScratch::default, |scratch, (band, stored)| {
+            let first = band * BAND_ROWS;
+            let (luma, mask) = masker.band(first, stored.len() / width, scratch);
+            per_band(first, luma, mask, stored)
+        })
+        .collect()
+}
+
+/// [`perceptual_mask_with`] that keeps nothing image-sized: each band of
+/// rows, its luma and its mask, is handed to `per_band(first_row, luma,
+/// mask)` while in cache, and only what it returns is kept, in order.
+///
+/// ```
+/// use tattle_core::{mask::{perceptual_mask, perceptual_mask_bands, MaskParams}, plane::Plane};
+/// let luma = Plane::from_shape_fn((70, 50), |(y, x)| ((x * 7 + y * 3) % 40) as f32 + 100.0);
+/// let values = luma.as_slice().unwrap();
+/// let peaks = perceptual_mask_bands(50, 70, |first, out| {
+///     out.copy_from_slice(&values[first * 50..first * 50 + out.len()])
+/// }, &MaskParams::default(), |_, _, mask| mask.iter().copied().fold(0.0f32, f32::max));
+/// let mask = perceptual_mask(&luma, &MaskParams::default());
+/// assert_eq!(peaks.len(), 3); // bands of 32, 32 and 6 rows
+/// assert_eq!(peaks[2], mask.rows().into_iter().skip(64).flatten().copied().fold(0.0f32, f32::max));
+/// ```
+pub fn perceptual_mask_bands<T: Send>(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+    per_band: impl Fn(usize, &[f32], &[f32]) -> T + Sync,
+) -> Vec<T> {
+    if width == 0 || height == 0 {
+        return Vec::new();
+    }
+    let masker = BandMasker::new(width, height, &luma_rows, params);
+    (0..height.div_ceil(BAND_ROWS))
+        .into_par_iter()
+        .map_init(MaskScratch::default, |scratch, band| {
+            let first = band * BAND_ROWS;
+            let (luma, mask) = masker.band(first, BAND_ROWS.min(height - first), scratch);
+            per_band(first, luma, mask)
+        })
         .collect()
 }
 
@@ -199,6 +233,7 @@ struct MaskScratch {
     luma: Vec<f32>,
     mean: Vec<f32>,
     boxes: Vec<f32>,
+    mask: Vec<f32>,
 }
 
 impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
@@ -211,27 +246,31 @@ impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
         }
     }
 
-    /// Writes the mask of whole rows from `first` on into `out`; returns
-    /// the luma of those rows.
-    fn band<'s>(&self, first: usize, out: &mut [f32], scratch: &'s mut MaskScratch) -> &'s [f32] {
+    /// The luma and the mask of `rows` whole rows from `first` on.
+    fn band<'s>(&self, first: usize, rows: usize, scratch: &'s mut MaskScratch) -> (&'s [f32], &'s [f32]) {
         let width = self.width;
-        let (lo, hi) = self.filter.reach(first, out.len() / width.max(1));
+        let (lo, hi) = self.filter.reach(first, rows);
         scratch.luma.resize((hi - lo) * width, 0.0);
         (self.luma_rows)(lo, &mut scratch.luma);
-        scratch.mean.resize(out.len(), 0.0);
+        scratch.mean.resize(rows * width, 0.0);
+        scratch.mask.resize(rows * width, 0.0);
         self.filter
             .band(&scratch.luma, first, &mut scratch.mean, |v| v, &mut scratch.boxes);
         // Variance is shift-invariant; centring on mid grey keeps the
         // squares small, so E[x²] − E[x]² loses less to rounding.
-        self.filter
-            .band(&scratch.luma, first, out, centred_square, &mut scratch.boxes);
-        for (m, &mu) in out.iter_mut().zip(scratch.mean.iter()) {
-            *m = self.model.at(variance_from(*m, mu), mu);
-        }
-        scratch
+        self.filter.band(
+            &scratch.luma,
+            first,
+            &mut scratch.mask,
+            centred_square,
+            &mut scratch.boxes,
+        );
+        self.model.fill(&mut scratch.mask, &scratch.mean);
+        let luma = scratch
             .luma
-            .get((first - lo) * width..(first - lo) * width + out.len())
-            .unwrap_or_default()
+            .get((first - lo) * width..(first - lo + rows) * width)
+            .unwrap_or_default();
+        (luma, &scratch.mask)
     }
 }
 
@@ -278,11 +317,23 @@ pub fn perceptual_mask_from(stats: &LocalStats, noise_sigma: f32, params: &MaskP
 }
 
 /// The mask as a function of a pixel's local variance and mean.
+///
+/// Both power laws and their bounds are evaluated in the log domain,
+/// without branches or table look-ups, so that the per-pixel loop runs in
+/// vector registers: `contrast × luminance = 2^(c + l)` with `c` and `l`
+/// the bounded base-2 logarithms of the two factors.
 struct MaskModel {
     noise_variance: f32,
     flat_sq: f32,
-    contrast: Table,
-    luminance: Table,
+    /// Half the contrast exponent: the law is applied to the variance.
+    contrast_exponent: f32,
+    /// `−exponent × log2(texture_reference)`.
+    contrast_offset: f32,
+    /// `log2(cap)`.
+    contrast_top: f32,
+    luminance_exponent: f32,
+    /// Bounds of the luminance factor, as base-2 logarithms.
+    luminance_range: (f32, f32),
 }
 
 impl MaskModel {
@@ -290,105 +341,78 @@ impl MaskModel {
         Self {
             noise_variance: noise_sigma * noise_sigma,
             flat_sq: params.flat_sigma * params.flat_sigma,
-            contrast: Table::new(CONTRAST_TABLE_TOP, |sigma| {
-                pow(sigma / params.texture_reference, params.texture_exponent).min(params.cap)
-            }),
-            luminance: Table::new(LUMINANCE_TABLE_TOP, |mu| {
-                pow((mu + 16.0) / 144.0, params.luminance_exponent).clamp(0.4, 1.25)
-            }),
+            contrast_exponent: params.texture_exponent / 2.0,
+            contrast_offset: -params.texture_exponent * params.texture_reference.max(1e-6).log2(),
+            contrast_top: params.cap.max(1e-30).log2(),
+            luminance_exponent: params.luminance_exponent,
+            luminance_range: (LUMINANCE_RANGE.0.log2(), LUMINANCE_RANGE.1.log2()),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn at(&self, local_variance: f32, local_mean: f32) -> f32 {
         let variance = (local_variance - self.noise_variance).max(0.0);
-        let flat = variance / (variance + self.flat_sq);
-        self.contrast.at(variance.sqrt()) * flat * self.luminance.at(local_mean)
+        // 0 where there is no texture, whatever σ₀ (even 0).
+        let flat = variance / (variance + self.flat_sq).max(f32::MIN_POSITIVE);
+        let contrast =
+            (self.contrast_exponent * log2(variance) + self.contrast_offset).min(self.contrast_top);
+        let luminance = (self.luminance_exponent * log2((local_mean + 16.0) * (1.0 / 144.0)))
+            .clamp(self.luminance_range.0, self.luminance_range.1);
+        flat * exp2(contrast + luminance)
+    }
+
+    /// The mask of a band: `out` holds the local mean of the centred
+    /// square on entry (see [`variance_from`]), the mask on return.
+    fn fill(&self, out: &mut [f32], mean: &[f32]) {
+        fill_mask(self, out, mean);
     }
 }
 
-/// Local standard deviations above this (grey levels) all hit the cap at
-/// the default parameters; the table clamps there.
-const CONTRAST_TABLE_TOP: f32 = 64.0;
-/// Mean luma covered by the luminance table (above it the factor is clamped).
-const LUMINANCE_TABLE_TOP: f32 = 256.0;
-
-/// A function of one variable on `[0, top]`, tabulated and interpolated
-/// linearly: two power laws per pixel would dominate the cost of marking.
-struct Table {
-    values: Vec<f32>,
-    scale: f32,
-}
-
-impl Table {
-    const STEPS: usize = 4096;
-
-    fn new(top: f32, f: impl Fn(f32) -> f32) -> Self {
-        let values = (0..=Self::STEPS + 1)
-            .map(|i| f(i as f32 * top / Self::STEPS as f32))
-            .collect();
-        Self {
-            values,
-            scale: Self::STEPS as f32 / top,
-        }
-    }
-
-    #[inline]
-    fn at(&self, x: f32) -> f32 {
-        let position = (x * self.scale).clamp(0.0, Self::STEPS as f32);
-        // Through u32: converting a usize to f32 takes a branch on x86-64.
-        let i = position as u32;
-        let t = position - i as f32;
-        let i = i as usize;
-        match (self.values.get(i), self.values.get(i + 1)) {
-            (Some(a), Some(b)) => a + (b - a) * t,
-            _ => 0.0,
-        }
+/// [`MaskModel::fill`], compiled for the vector extensions the processor
+/// has (chosen at run time). The loop is element by element, without
+/// fused multiply-adds, so every version gives the same bits.
+#[multiversion(targets("x86_64+avx2"))]
+fn fill_mask(model: &MaskModel, out: &mut [f32], mean: &[f32]) {
+    for (m, &mu) in out.iter_mut().zip(mean) {
+        *m = model.at(variance_from(*m, mu), mu);
     }
 }
+
+/// Writes a mask in 16-bit steps of `step` each into `out` (as many values
+/// as both hold): every value rounded to the nearest step (ties to even),
+/// negative values to 0 and values past 65,535 steps to 65,535. Half the
+/// memory of `f32`; a step of a thousandth of the mask's range is far
+/// finer than the eye or the detector can tell.
+///
+/// ```
+/// let mut steps = [0u16; 5];
+/// tattle_core::mask::quantise(&[0.0, 0.26, 1.0, -3.0, 1e9], 0.5, &mut steps);
+/// assert_eq!(steps, [0, 1, 2, 0, 65_535]);
+/// ```
+pub fn quantise(mask: &[f32], step: f32, out: &mut [u16]) {
+    quantise_with(mask, 1.0 / step, out);
+}
+
+/// [`quantise`] (`per_step`: steps per unit of mask), compiled for the
+/// vector extensions the processor has; the same bits from every version.
+#[multiversion(targets("x86_64+avx2"))]
+fn quantise_with(mask: &[f32], per_step: f32, out: &mut [u16]) {
+    for (o, &m) in out.iter_mut().zip(mask) {
+        *o = nearest_whole((m * per_step).clamp(0.0, f32::from(u16::MAX))).0 as u16;
+    }
+}
+
+/// Lowest and highest value of the luminance factor.
+const LUMINANCE_RANGE: (f32, f32) = (0.4, 1.25);
 
 /// Mid grey, 8-bit scale.
 const MID_GREY: f32 = 128.0;
 
-/// `x^e` for `x ≥ 0`, to about 2e-5 relative: `2^(e·log2 x)` with short
-/// polynomials. Twice as fast as `powf` in the mask's inner loop, and the
-/// same on every platform (libm's `powf` is not bit-identical everywhere),
-/// which keeps marking deterministic across machines.
-fn pow(x: f32, e: f32) -> f32 {
-    if x <= 1e-30 {
-        return 0.0;
-    }
-    exp2(e * log2(x))
-}
-
-fn log2(x: f32) -> f32 {
-    let bits = x.to_bits();
-    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
-    // Mantissa in [1, 2); ln m = 2·atanh((m − 1)/(m + 1)), a fast series there.
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
-    let t = (m - 1.0) / (m + 1.0);
-    let t2 = t * t;
-    let ln_m = 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
-    exponent as f32 + ln_m * std::f32::consts::LOG2_E
-}
-
-fn exp2(y: f32) -> f32 {
-    let y = y.clamp(-126.0, 126.0);
-    // Truncation towards zero, corrected for negatives: a floor without a libm call.
-    let whole = (y as i32 - i32::from(y < (y as i32) as f32)) as f32;
-    let f = (y - whole) * std::f32::consts::LN_2;
-    // e^f for f in [0, ln 2): Taylor to degree 7.
-    let e_f = 1.0
-        + f * (1.0
-            + f * (0.5
-                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f / 5040.0))))));
-    e_f * f32::from_bits(((whole as i32 + 127) as u32) << 23)
-}
-
 /// Robust estimate of the standard deviation of white noise in a plane:
 /// the median absolute value of the finest diagonal Haar detail over
 /// 0.6745 (Donoho's estimator). Texture barely moves the median; flat
-/// art gives 0.
+/// art gives 0. Planes of 16 bands of [`BAND_ROWS`] rows or more are sampled:
+/// one band in 2 to 4, spread evenly, at least 8 bands.
 pub fn estimate_noise_sigma(luma: &Plane) -> f32 {
     let (h, w) = luma.dim();
     let source = LumaSource::Plane(luma);
@@ -409,12 +433,17 @@ pub fn estimate_noise_sigma_of_rows(
     // which is then interpolated within the bin. Counts add the same way on
     // any number of threads; 32 bits hold the details of any image the
     // decoders accept (a bin would need 17 gigapixels to overflow).
-    let count = (height / 2) * (width / 2);
-    if count == 0 {
+    if height < 2 || width < 2 {
         return 0.0;
     }
-    let counts = (0..height.div_ceil(BAND_ROWS))
+    // On a tall image, a quarter of its bands, spread evenly over its
+    // height, give a median as good as all of them (at least eight bands,
+    // some 100,000 details at 1080p) and spare a pass over the image.
+    let bands = height.div_ceil(BAND_ROWS);
+    let stride = (bands / NOISE_BANDS_AT_LEAST).clamp(1, 4);
+    let counts = (0..bands)
         .into_par_iter()
+        .filter(|band| band % stride == 0)
         .fold(
             || (vec![0u32; 1 << 16], Vec::new()),
             |(mut counts, mut luma), band| {
@@ -437,8 +466,9 @@ pub fn estimate_noise_sigma_of_rows(
                 a
             },
         );
+    let count: u64 = counts.iter().map(|&c| u64::from(c)).sum();
     // The rank `select_nth_unstable` would put the median at.
-    let (bin, rank) = bin_of_rank(&counts, (count / 2) as u64);
+    let (bin, rank) = bin_of_rank(&counts, count / 2);
     if bin == 0 {
         // Bin 0 holds nothing but zero and denormals: no noise.
         return 0.0;
@@ -449,6 +479,10 @@ pub fn estimate_noise_sigma_of_rows(
     let fraction = (rank as f64 + 0.5) / in_bin as f64;
     (f64::from(low) + fraction * f64::from(high - low)) as f32 / 0.6745
 }
+
+/// The fewest bands of rows the noise estimate reads when it reads only
+/// some of them.
+const NOISE_BANDS_AT_LEAST: usize = 8;
 
 /// The finest diagonal Haar detail, `|a − b − c + d| / 2`, of every 2x2
 /// block of pixels of whole rows `width` wide (an even number of them).
@@ -482,7 +516,7 @@ mod tests {
     use crate::prng::KeyedStream;
 
     #[test]
-    fn tabulated_mask_matches_the_formula() {
+    fn mask_matches_the_formula() {
         let params = MaskParams::default();
         let stats = LocalStats {
             mean: Plane::from_shape_fn((1, 300), |(_, x)| x as f32 * 0.9),
@@ -501,24 +535,11 @@ mod tests {
                     .powf(params.luminance_exponent)
                     .clamp(0.4, 1.25);
             assert!(
-                (mask[[0, x]] - exact).abs() < 2e-3,
+                (mask[[0, x]] - exact).abs() <= 1e-4 * exact + 1e-7,
                 "x {x}: {} vs {exact}",
                 mask[[0, x]]
             );
         }
-    }
-
-    #[test]
-    fn fast_pow_matches_powf() {
-        for &e in &[0.35f32, 0.649, 0.7, 1.5] {
-            for i in 0..2000 {
-                let x = 1e-4 * 1.01f32.powi(i);
-                let (fast, exact) = (pow(x, e), x.powf(e));
-                assert!((fast - exact).abs() <= 3e-5 * exact, "{x}^{e}: {fast} vs {exact}");
-            }
-        }
-        assert_eq!(pow(0.0, 0.7), 0.0);
-        assert_eq!(pow(-3.0, 0.7), 0.0);
     }
 
     #[test]
@@ -533,6 +554,12 @@ mod tests {
         let noisy = Plane::from_shape_fn((200, 200), |(y, _)| 100.0 + y as f32 * 0.2 + 5.0 * gauss());
         let sigma = estimate_noise_sigma(&noisy);
         assert!((sigma - 5.0).abs() < 0.4, "{sigma}");
+        // Tall enough that only some bands are read.
+        let tall = Plane::from_shape_fn((1100, 150), |(y, x)| {
+            80.0 + ((x * 3 + y) % 50) as f32 * 0.1 + 3.0 * gauss()
+        });
+        let sigma = estimate_noise_sigma(&tall);
+        assert!((sigma - 3.0).abs() < 0.25, "{sigma}");
         assert_eq!(estimate_noise_sigma(&Plane::from_elem((64, 64), 9.0)), 0.0);
     }
 

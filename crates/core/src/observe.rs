@@ -7,6 +7,7 @@
 //! into the slot each coefficient belongs to.
 
 use crate::dct::BLOCK;
+use multiversion::multiversion;
 use ndarray::{s, ArrayView2};
 use rayon::prelude::*;
 
@@ -124,25 +125,36 @@ fn transform_rows(pixels: &[f32], width: usize, out: &mut [[f32; BAND_LEN]]) {
 
 /// The bands of one row of blocks, given its 8 pixel rows (at least as
 /// long as the blocks `out` has room for).
+///
+/// Both passes of the separable transform are written as sums of
+/// `BAND_REACH`-wide rows scaled by one value each (matrix products in
+/// outer-product form), which the compiler keeps in vector registers; dot
+/// products would leave it one serial chain of additions each.
+#[multiversion(targets("x86_64+avx2"))]
 fn transform_block_row(rows: &[&[f32]], out: &mut [[f32; BAND_LEN]]) {
     let basis = crate::dct::basis();
+    // `low[x][v]`: horizontal frequency v < BAND_REACH at sample x.
+    let low: [[f32; BAND_REACH]; BLOCK] = std::array::from_fn(|x| {
+        std::array::from_fn(|v| basis.get(v).and_then(|b| b.get(x)).copied().unwrap_or(0.0))
+    });
     for (bx, band) in out.iter_mut().enumerate() {
         // Row transforms for the low horizontal frequencies only…
         let mut partial = [[0.0f32; BAND_REACH]; BLOCK];
         for (p, row) in partial.iter_mut().zip(rows.iter()) {
             let pixels = row.get(bx * BLOCK..bx * BLOCK + BLOCK).unwrap_or(&[]);
-            for (value, basis_row) in p.iter_mut().zip(basis) {
-                *value = pixels.iter().zip(basis_row).map(|(a, b)| a * b).sum();
+            for (&pixel, low) in pixels.iter().zip(&low) {
+                p.iter_mut().zip(low).for_each(|(p, c)| *p += pixel * c);
             }
         }
-        // …then one column transform per band coefficient.
+        // …then the column transforms for the low vertical frequencies.
+        let mut coefficients = [[0.0f32; BAND_REACH]; BAND_REACH];
+        for (column, basis_row) in coefficients.iter_mut().zip(basis) {
+            for (&c, p) in basis_row.iter().zip(&partial) {
+                column.iter_mut().zip(p).for_each(|(o, p)| *o += c * p);
+            }
+        }
         for (coefficient, &(u, v, _)) in band.iter_mut().zip(BAND.iter()) {
-            let column = basis.get(u).map_or(&[][..], |b| &b[..]);
-            *coefficient = partial
-                .iter()
-                .zip(column)
-                .map(|(p, b)| p.get(v).map_or(0.0, |p| p * b))
-                .sum();
+            *coefficient = coefficients.get(u).and_then(|c| c.get(v)).copied().unwrap_or(0.0);
         }
     }
 }

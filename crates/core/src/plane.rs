@@ -11,10 +11,12 @@
 //! written back linear.
 
 use image::DynamicImage;
+use multiversion::multiversion;
 use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::fast_math::floor_small;
 
 /// A plane of `f32` values, indexed `[[row, column]]`.
 pub type Plane = Array2<f32>;
@@ -26,12 +28,25 @@ const LUMA_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 trait Sample: Copy {
     /// Largest level a sample can hold.
     const MAX_LEVEL: f32;
+    /// Whether [`Sample::level`] is cheap enough to find a run's extremes
+    /// before deciding whether the run needs clamping pixel by pixel.
+    const CHEAP_LEVELS: bool = true;
     /// The sample in 8-bit grey levels (perceptually encoded for float samples).
     fn level(self) -> f32;
     /// Moves every colour sample of a pixel by `change` levels, rounded to
     /// the nearest step of the type (half away from zero); the caller keeps
     /// the change within the pixel's headroom.
     fn shift_all(colour: &mut [Self], change: f32);
+    /// Shifts the pixels of a run of at most [`HEADROOM_RUN`] by `scale`
+    /// times their changes, which the caller knows fit their headroom.
+    #[inline(always)]
+    fn shift_run(run: &mut [Self], channels: usize, color_channels: usize, changes: &[f32], scale: f32) {
+        for (px, d) in run.chunks_exact_mut(channels).zip(changes) {
+            if let Some(colour) = px.get_mut(..color_channels) {
+                Self::shift_all(colour, d * scale);
+            }
+        }
+    }
     /// The lowest and highest level among a pixel's colour samples.
     #[inline(always)]
     fn level_range(colour: &[Self]) -> (f32, f32) {
@@ -50,19 +65,6 @@ trait Sample: Copy {
                 let (l, h) = Self::level_range(px.get(..color_channels).unwrap_or(px));
                 (lo.min(l), hi.max(h))
             })
-    }
-}
-
-/// `floor` for values well inside the `i32` range, without a libm call.
-trait FloorFast {
-    fn floor_fast(self) -> i32;
-}
-
-impl FloorFast for f32 {
-    #[inline(always)]
-    fn floor_fast(self) -> i32 {
-        let truncated = self as i32;
-        truncated - i32::from((truncated as f32) > self)
     }
 }
 
@@ -112,7 +114,7 @@ impl Sample for u8 {
     fn shift_all(colour: &mut [Self], change: f32) {
         // The samples are whole levels: the change is rounded once for the
         // pixel, on integers, without a libm call.
-        let step = (change + 0.5).floor_fast();
+        let step = floor_small(change + 0.5);
         for s in colour.iter_mut() {
             *s = (i32::from(*s) + step).clamp(0, 255) as u8;
         }
@@ -125,6 +127,26 @@ impl Sample for u8 {
     fn run_level_range(run: &[Self], channels: usize, color_channels: usize) -> (f32, f32) {
         integer_run_level_range(run, channels, color_channels)
     }
+    #[inline(always)]
+    fn shift_run(run: &mut [Self], channels: usize, color_channels: usize, changes: &[f32], scale: f32) {
+        // Each sample's step laid out beside it, so that the run's samples
+        // are moved by one flat loop the compiler vectorises; nothing
+        // clips, so no sample needs clamping.
+        let mut steps = [0i32; HEADROOM_RUN];
+        for (step, d) in steps.iter_mut().zip(changes) {
+            *step = floor_small(d * scale + 0.5);
+        }
+        let mut sample_steps = [0i16; HEADROOM_RUN * 4];
+        for (px_steps, &step) in sample_steps.chunks_exact_mut(channels).zip(&steps) {
+            px_steps
+                .iter_mut()
+                .take(color_channels)
+                .for_each(|s| *s = step as i16);
+        }
+        for (s, step) in run.iter_mut().zip(sample_steps) {
+            *s = (i16::from(*s) + step) as u8;
+        }
+    }
 }
 
 impl Sample for u16 {
@@ -136,7 +158,7 @@ impl Sample for u16 {
     #[inline(always)]
     fn shift_all(colour: &mut [Self], change: f32) {
         // As for `u8`, in steps of 1/257 level.
-        let step = (change * 257.0 + 0.5).floor_fast();
+        let step = floor_small(change * 257.0 + 0.5);
         for s in colour.iter_mut() {
             *s = (i32::from(*s) + step).clamp(0, 65535) as u16;
         }
@@ -154,6 +176,8 @@ impl Sample for u16 {
 impl Sample for f32 {
     // Scene-referred float images have no upper bound.
     const MAX_LEVEL: f32 = f32::INFINITY;
+    // A level is a transfer function: each pixel's own is found once.
+    const CHEAP_LEVELS: bool = false;
     #[inline(always)]
     fn level(self) -> f32 {
         255.0 * encode_linear(self)
@@ -325,6 +349,7 @@ fn sample_rows<S>(samples: &[S], channels: usize, width: usize, first_row: usize
 /// luma_rows(&img, 2, &mut rows);
 /// assert_eq!(&rows[..], luma(&img).slice(ndarray::s![2..4, ..]).as_slice().unwrap());
 /// ```
+#[multiversion(targets("x86_64+avx2"))]
 pub fn luma_rows(image: &DynamicImage, first_row: usize, out: &mut [f32]) {
     let width = image.width() as usize;
     with_samples!(image, |samples, channels, color| {
@@ -381,6 +406,7 @@ pub fn floors_per_row(width: usize) -> usize {
 
 /// The headroom floors of whole rows of an image (see
 /// [`LumaSource::headroom_floors`]).
+#[multiversion(targets("x86_64+avx2"))]
 fn image_headroom_floors(image: &DynamicImage, first_row: usize, floors: &mut [f32]) {
     let width = image.width() as usize;
     let runs = floors_per_row(width).max(1);
@@ -409,6 +435,7 @@ fn run_floor<S: Sample>(run: &[S], channels: usize, color_channels: usize) -> f3
 /// [`clamp_to_headroom`] given the rows' headroom floors: a run whose
 /// every change is within its floor cannot clip and is left alone without
 /// reading its pixels. Same result as [`clamp_to_headroom`].
+#[multiversion(targets("x86_64+avx2"))]
 fn clamp_image_within_floors(image: &DynamicImage, first_row: usize, delta: &mut [f32], floors: &[f32]) {
     let width = image.width() as usize;
     with_samples!(image, |samples, channels, color| {
@@ -447,17 +474,56 @@ fn for_each_run_over_floor(
     }
 }
 
-/// The largest absolute value of a run (0 for none).
+/// The largest absolute value of a run (0 for none; NaN is passed over).
 #[inline(always)]
 fn largest_magnitude(values: &[f32]) -> f32 {
-    values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+    // Eight running maxima side by side, which the compiler keeps in
+    // vector registers, where one would be a serial chain of comparisons.
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(0.0f32, |m, v| larger(m, v.abs()));
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = larger(*lane, v.abs());
+        }
+    }
+    lanes.iter().fold(tail, |m, &v| larger(m, v))
 }
 
 /// Adds `scale` times a luma change, clamped to each pixel's headroom, to
 /// the samples of whole pixels.
-#[inline(always)]
+#[multiversion(targets("x86_64+avx2"))]
 fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &[f32], scale: f32) {
     let color_channels = if color { 3 } else { 1 };
+    if !S::CHEAP_LEVELS {
+        return add_luma_clamped(samples, channels, color_channels, delta, scale);
+    }
+    // A run whose every change, before and after scaling, is within the
+    // headroom of its darkest and brightest sample cannot clip: its pixels
+    // skip the clamp.
+    let reach = scale.abs().max(1.0);
+    let runs = samples
+        .chunks_mut(HEADROOM_RUN * channels)
+        .zip(delta.chunks(HEADROOM_RUN));
+    for (run, changes) in runs {
+        if largest_magnitude(changes) * reach <= run_floor(run, channels, color_channels) {
+            S::shift_run(run, channels, color_channels, changes, scale);
+        } else {
+            add_luma_clamped(run, channels, color_channels, changes, scale);
+        }
+    }
+}
+
+/// [`add_luma`], pixel by pixel.
+#[inline(always)]
+fn add_luma_clamped<S: Sample>(
+    samples: &mut [S],
+    channels: usize,
+    color_channels: usize,
+    delta: &[f32],
+    scale: f32,
+) {
     for (px, d) in samples.chunks_exact_mut(channels).zip(delta) {
         let Some(colour) = px.get_mut(..color_channels) else {
             continue;
@@ -803,57 +869,88 @@ impl BoxFilter {
         f: impl Fn(f32) -> f32,
         scratch: &mut Vec<f32>,
     ) {
-        let w = self.width;
-        let last = first + out.len() / w.max(1);
-        let (reach_lo, reach_hi) = self.reach(first, last - first);
-        // Horizontal sums of every input row the band's windows reach, then
-        // one mapped input row.
-        scratch.clear();
-        scratch.resize((reach_hi - reach_lo + 1) * w, 0.0);
-        let (horizontal, mapped) = scratch.split_at_mut((reach_hi - reach_lo) * w);
-        for (row_out, row_in) in horizontal.chunks_exact_mut(w).zip(rows_in.chunks_exact(w)) {
-            for (m, v) in mapped.iter_mut().zip(row_in) {
-                *m = f(*v);
-            }
-            self.horizontal_row(mapped, row_out);
-        }
-        for (y, row_out) in (first..last).zip(out.chunks_exact_mut(w)) {
-            let (lo, hi) = self.window(y, self.height);
-            let rows = horizontal
-                .get((lo - reach_lo) * w..(hi - reach_lo) * w)
-                .unwrap_or_default();
-            row_out.fill(0.0);
-            for row in rows.chunks_exact(w) {
-                for (o, v) in row_out.iter_mut().zip(row) {
-                    *o += v;
-                }
-            }
-            let inverse_height = 1.0 / (hi - lo) as f32;
-            row_out.iter_mut().for_each(|o| *o *= inverse_height);
-        }
+        box_band(self, rows_in, first, out, f, scratch);
     }
+}
 
-    /// Horizontal window means of one row (`row_out` starts zeroed).
+/// [`BoxFilter::band`], compiled for the vector extensions the processor
+/// has (chosen at run time). Every version adds in the same order and
+/// gives the same bits.
+#[multiversion(targets("x86_64+avx2"))]
+fn box_band<F: Fn(f32) -> f32>(
+    filter: &BoxFilter,
+    rows_in: &[f32],
+    first: usize,
+    out: &mut [f32],
+    f: F,
+    scratch: &mut Vec<f32>,
+) {
+    let w = filter.width;
+    let last = first + out.len() / w.max(1);
+    let (reach_lo, reach_hi) = filter.reach(first, last - first);
+    // Horizontal sums of every input row the band's windows reach, then
+    // one mapped input row. Every value is written before it is read:
+    // the scratch is not cleared.
+    scratch.resize((reach_hi - reach_lo + 1) * w, 0.0);
+    let (horizontal, mapped) = scratch.split_at_mut((reach_hi - reach_lo) * w);
+    for (row_out, row_in) in horizontal.chunks_exact_mut(w).zip(rows_in.chunks_exact(w)) {
+        for (m, v) in mapped.iter_mut().zip(row_in) {
+            *m = f(*v);
+        }
+        filter.horizontal_row(mapped, row_out);
+    }
+    for (y, row_out) in (first..last).zip(out.chunks_exact_mut(w)) {
+        let (lo, hi) = filter.window(y, filter.height);
+        let rows = horizontal
+            .get((lo - reach_lo) * w..(hi - reach_lo) * w)
+            .unwrap_or_default();
+        let mut rows = rows.chunks_exact(w);
+        match rows.next() {
+            Some(top) => row_out.copy_from_slice(top),
+            None => row_out.fill(0.0),
+        }
+        for row in rows {
+            for (o, v) in row_out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        let inverse_height = 1.0 / (hi - lo) as f32;
+        row_out.iter_mut().for_each(|o| *o *= inverse_height);
+    }
+}
+
+impl BoxFilter {
+    /// Horizontal window means of one row.
+    #[inline(always)]
     fn horizontal_row(&self, row_in: &[f32], row_out: &mut [f32]) {
         let (w, radius) = (self.width, self.radius);
         let span = 2 * radius + 1;
-        if w > span {
-            // Interior: the sum of 2r+1 shifted copies of the row, which
-            // the compiler vectorises.
-            let interior = row_out.get_mut(radius..w - radius).unwrap_or_default();
-            for offset in 0..span {
-                for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
-                    *o += v;
-                }
+        let border = |x: usize, out: &mut f32| {
+            let (lo, hi) = self.window(x, w);
+            let inverse = self.inverse_width.get(x).copied().unwrap_or(0.0);
+            *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>() * inverse;
+        };
+        if w <= span {
+            row_out.iter_mut().enumerate().for_each(|(x, out)| border(x, out));
+            return;
+        }
+        // Interior: the sum of 2r+1 shifted copies of the row over the
+        // whole window, in loops the compiler vectorises.
+        let (head, rest) = row_out.split_at_mut(radius);
+        let (interior, tail) = rest.split_at_mut(w - 2 * radius);
+        interior.iter_mut().zip(row_in).for_each(|(o, v)| *o = *v);
+        for offset in 1..span {
+            for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
+                *o += v;
             }
         }
-        for (x, (out, inverse)) in row_out.iter_mut().zip(&self.inverse_width).enumerate() {
-            if w <= span || x < radius || x >= w - radius {
-                let (lo, hi) = self.window(x, w);
-                *out = row_in.get(lo..hi).unwrap_or_default().iter().sum::<f32>();
-            }
-            *out *= inverse;
-        }
+        let inverse = 1.0 / span as f32;
+        interior.iter_mut().for_each(|o| *o *= inverse);
+        head.iter_mut().enumerate().for_each(|(x, out)| border(x, out));
+        let tail_start = w - radius;
+        tail.iter_mut()
+            .enumerate()
+            .for_each(|(i, out)| border(tail_start + i, out));
     }
 }
 
@@ -879,6 +976,52 @@ mod tests {
             }
             // The identity map is `box_mean`, bit for bit.
             assert_eq!(box_mean_of(&p, radius, |v| v), box_mean(&p, radius));
+        }
+    }
+
+    #[test]
+    fn added_changes_match_the_per_pixel_definition() {
+        use image::{Rgb, RgbImage, Rgba, RgbaImage};
+        // Bright and dark pixels beside mid greys, changes up to 40 levels
+        // and scales above 1: runs that clip and runs that cannot.
+        let level = |x: u32, y: u32| ((x * 37 + y * 91) % 256) as u8;
+        // Rows of near white (runs with a floor of about 25), mid grey and mixed.
+        let colour = |x: u32, y: u32| match y % 3 {
+            0 => [225 + (x % 5) as u8, 228, 230],
+            1 => [100 + (x % 7) as u8, 110, 120],
+            _ => [level(x, y), level(x + 3, y) / 2 + 60, 250 - level(x, y) / 4],
+        };
+        let rgb = RgbImage::from_fn(53, 9, |x, y| Rgb(colour(x, y)));
+        let rgba = RgbaImage::from_fn(53, 9, |x, y| {
+            let [r, g, b] = colour(x, y);
+            Rgba([r, g, b, level(y, x)])
+        });
+        let change = |i: usize| ((i * 7919) % 81) as f32 / 2.0 - 20.0;
+        for scale in [0.3f32, 1.0, 2.5, -1.0] {
+            for image in [
+                DynamicImage::ImageRgb8(rgb.clone()),
+                DynamicImage::ImageRgba8(rgba.clone()),
+            ] {
+                let width = image.width() as usize;
+                let mut marked = image.clone();
+                add_luma_by_rows(&mut marked, scale, |first, out| {
+                    out.iter_mut()
+                        .enumerate()
+                        .for_each(|(i, d)| *d = change(first * width + i));
+                })
+                .unwrap();
+                let (before, after) = (image.to_rgba8(), marked.to_rgba8());
+                for (i, (b, a)) in before.pixels().zip(after.pixels()).enumerate() {
+                    let (lo, hi) = (b[0].min(b[1]).min(b[2]), b[0].max(b[1]).max(b[2]));
+                    let moved = change(i).clamp(-f32::from(lo), 255.0 - f32::from(hi)) * scale;
+                    let step = (moved + 0.5).floor() as i32;
+                    let expected: Vec<u8> = (0..3)
+                        .map(|c| (i32::from(b[c]) + step).clamp(0, 255) as u8)
+                        .collect();
+                    assert_eq!(&a.0[..3], &expected[..], "pixel {i}, scale {scale}");
+                    assert_eq!(a[3], b[3], "alpha moved");
+                }
+            }
         }
     }
 

@@ -58,7 +58,7 @@ use image::DynamicImage;
 use serde::Serialize;
 use tattle_core::dct::BLOCK;
 use tattle_core::layout::{Role, Schedule};
-use tattle_core::mask::{perceptual_mask, perceptual_mask_into, perceptual_mask_with, MaskParams};
+use tattle_core::mask::{perceptual_mask, perceptual_mask_bands, perceptual_mask_with, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{luma, LumaSource, Plane, BAND_ROWS};
@@ -323,16 +323,8 @@ impl Detector {
             let (weights, parts) = perceptual_mask_with(w, h, rows, mask, measure_band);
             (Some(weights), parts)
         } else {
-            // The search will not use this mask: keep nothing image-sized
-            // (a vector of `()` takes no memory).
-            let parts = perceptual_mask_into(
-                w,
-                h,
-                rows,
-                mask,
-                &mut vec![(); w * h],
-                |first, luma, weights, _| measure_band(first, luma, weights),
-            );
+            // The search will not use this mask: keep nothing image-sized.
+            let parts = perceptual_mask_bands(w, h, rows, mask, measure_band);
             (None, parts)
         };
         let (parts, block_weights): (Vec<Observation>, Vec<Vec<f32>>) = parts.into_iter().unzip();
@@ -347,14 +339,9 @@ impl Detector {
             let sharpened = |first_row: usize, out: &mut [f32]| {
                 restore::sharpened_rows(h, w, |first, rows| source.rows(first, rows), first_row, out);
             };
-            let parts = perceptual_mask_into(
-                w,
-                h,
-                sharpened,
-                mask,
-                &mut vec![(); w * h],
-                |first, luma, weights, _| measure_band(first, luma, weights).0,
-            );
+            let parts = perceptual_mask_bands(w, h, sharpened, mask, |first, luma, weights| {
+                measure_band(first, luma, weights).0
+            });
             let alignment = Alignment {
                 sharpened: true,
                 ..Alignment::UNCHANGED
