@@ -27,7 +27,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::fast_math::{exp2, log2, nearest_whole};
+use crate::fast_math::{exp2, exp_precise, log2, log2_precise, nearest_whole};
 use crate::plane::{box_mean, box_mean_of, BoxFilter, LumaSource, Plane, BAND_ROWS};
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
@@ -342,10 +342,10 @@ impl MaskModel {
             noise_variance: noise_sigma * noise_sigma,
             flat_sq: params.flat_sigma * params.flat_sigma,
             contrast_exponent: params.texture_exponent / 2.0,
-            contrast_offset: -params.texture_exponent * params.texture_reference.max(1e-6).log2(),
-            contrast_top: params.cap.max(1e-30).log2(),
+            contrast_offset: -params.texture_exponent * log2_precise(params.texture_reference.max(1e-6)),
+            contrast_top: log2_precise(params.cap.max(1e-30)),
             luminance_exponent: params.luminance_exponent,
-            luminance_range: (LUMINANCE_RANGE.0.log2(), LUMINANCE_RANGE.1.log2()),
+            luminance_range: (log2_precise(LUMINANCE_RANGE.0), log2_precise(LUMINANCE_RANGE.1)),
         }
     }
 
@@ -400,6 +400,21 @@ fn quantise_with(mask: &[f32], per_step: f32, out: &mut [u16]) {
     for (o, &m) in out.iter_mut().zip(mask) {
         *o = nearest_whole((m * per_step).clamp(0.0, f32::from(u16::MAX))).0 as u16;
     }
+}
+
+/// The mean squared error, in 8-bit levels squared, of a given PSNR in
+/// dB: `255² / 10^(psnr/10)`. Computed without the platform's libm, so
+/// that a distortion budget, and the marked bytes it scales, are the same
+/// on every machine.
+///
+/// ```
+/// let budget = tattle_core::mask::mse_at_psnr(42.2);
+/// assert!((budget - 3.918_14).abs() < 1e-4);
+/// assert_eq!(tattle_core::mask::mse_at_psnr(0.0), 65_025.0);
+/// ```
+pub fn mse_at_psnr(psnr_db: f32) -> f32 {
+    let tenths = f64::from(psnr_db) / 10.0;
+    (65_025.0 * exp_precise(-tenths * std::f64::consts::LN_10)) as f32
 }
 
 /// Lowest and highest value of the luminance factor.

@@ -16,7 +16,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fast_math::floor_small;
+use crate::fast_math::{exp_precise, floor_small, ln_precise, pow_precise};
 
 /// A plane of `f32` values, indexed `[[row, column]]`.
 pub type Plane = Array2<f32>;
@@ -221,9 +221,9 @@ pub fn encode_linear(value: f32) -> f32 {
     } else if value <= 0.003_130_8 {
         12.92 * value
     } else if value <= 1.0 {
-        1.055 * value.powf(1.0 / 2.4) - 0.055
+        1.055 * pow_precise(value, 1.0 / 2.4) - 0.055
     } else {
-        1.0 + SRGB_SLOPE_AT_ONE * value.ln()
+        1.0 + SRGB_SLOPE_AT_ONE * ln_precise(f64::from(value)) as f32
     }
 }
 
@@ -234,9 +234,9 @@ pub fn decode_to_linear(encoded: f32) -> f32 {
     } else if encoded <= 0.040_45 {
         encoded / 12.92
     } else if encoded <= 1.0 {
-        ((encoded + 0.055) / 1.055).powf(2.4)
+        pow_precise((encoded + 0.055) / 1.055, 2.4)
     } else {
-        ((encoded - 1.0) / SRGB_SLOPE_AT_ONE).exp()
+        exp_precise(f64::from((encoded - 1.0) / SRGB_SLOPE_AT_ONE)) as f32
     }
 }
 

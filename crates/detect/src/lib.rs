@@ -422,10 +422,26 @@ impl Detector {
                 let exact = (!all_orientations)
                     .then(|| sync::refine_by_drift(&residual, &self.correlator, linear))
                     .flatten();
-                match exact {
+                let (c, weights, residual) = match exact {
                     Some(exact) => {
                         drop((c, weights, residual));
                         let Some(c) = sync::Canonical::resample(luma, window, exact) else {
+                            continue;
+                        };
+                        let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
+                        (c, weights, residual)
+                    }
+                    None => (c, weights, residual),
+                };
+                // Then put its tile grid on whole pixels.
+                let offset = (!all_orientations)
+                    .then(|| sync::grid_offset(&residual, &self.correlator))
+                    .flatten();
+                match offset {
+                    Some(offset) => {
+                        let linear = c.linear();
+                        drop((c, weights, residual));
+                        let Some(c) = sync::Canonical::resample_offset(luma, window, linear, offset) else {
                             continue;
                         };
                         let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);

@@ -29,7 +29,11 @@
 //!    pixel, or every second one (against the pilot sampled the same way,
 //!    at each sampling phase) to span more of the image, but never further
 //!    apart than the image's own pixels on a downscaled image, where the
-//!    mark lies in the image's upper frequencies. Probes run in parallel.
+//!    mark lies in the image's upper frequencies. The search narrows in
+//!    three stages, each on a larger region and a finer grid than the last:
+//!    a coarse grid (256 samples a side), the strongest quarter screened at
+//!    three points a third of a step apart (384), the best two refined to a
+//!    twelfth of a step (512). Probes run in parallel.
 //!    Lattice estimates are probed too before the whole image is resampled
 //!    for them.
 //! 4. **Drift refinement of a brute-force map.** A grid places a map to
@@ -77,6 +81,12 @@ const PROBE_SIDE: usize = 512;
 const COARSE_SIDE: usize = 256;
 /// Side of the image window, in pixels, the probes are centred on.
 const FOCUS_WINDOW: usize = 384;
+/// Samples a side of the probes that screen the strongest coarse maps.
+const SCREEN_SIDE: usize = 384;
+/// One coarse map in this many of each family is screened.
+const SCREENED_FRACTION: usize = 4;
+/// Maps probed by the screening, at most (three around each screened map).
+const SCREEN_STEPS: usize = 3 * (SEARCH_STEPS / SCREENED_FRACTION + Family::ALL.len());
 /// Coarse maxima of each family that are refined.
 const REFINED_PER_FAMILY: usize = 2;
 /// Pilot hypotheses the search may choose from: every tile shift, in every
@@ -84,7 +94,8 @@ const REFINED_PER_FAMILY: usize = 2;
 /// tile shift for each map of the brute-force searches and their
 /// refinements. An upper bound: fewer are tried.
 pub const HYPOTHESES: f64 =
-    (((1 + MAX_LATTICES) * ORIENTATIONS + SEARCH_STEPS + REFINE_STEPS + 4) * TILE * TILE) as f64;
+    (((1 + MAX_LATTICES) * ORIENTATIONS + SEARCH_STEPS + SCREEN_STEPS + REFINE_STEPS + 4) * TILE * TILE)
+        as f64;
 
 /// The geometric change the detector undid to find the mark.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -407,7 +418,7 @@ impl PilotCorrelator {
 
     /// [`PilotCorrelator::best_shift`] to a fraction of a pixel: the peak
     /// of the correlation surface placed by a parabola in each direction.
-    fn subpixel_shift(&self, folded: &Plane) -> Option<((f64, f64), f32)> {
+    pub(crate) fn subpixel_shift(&self, folded: &Plane) -> Option<((f64, f64), f32)> {
         let sampled = self.by_step.iter().find(|s| s.step == 1)?;
         let pilot = sampled.phases.first()?;
         let spectrum = sampled.fft.forward(folded);
@@ -516,6 +527,12 @@ impl Family {
             // 0.75% steps from 0.8 to 1.25: 60 steps each.
             Family::AspectX | Family::AspectY => (0.8f64.ln(), 1.25f64.ln(), 0.0075),
         }
+    }
+
+    /// Steps of the coarse grid (which has one point more).
+    fn steps(self) -> usize {
+        let (lo, hi, step) = self.range();
+        ((hi - lo) / step).round() as usize
     }
 
     fn linear(self, t: f64) -> Linear {
@@ -682,8 +699,8 @@ impl<'a> Probe<'a> {
     }
 
     fn search_family(&self, family: Family) -> Option<(f32, Linear)> {
-        let (lo, hi, step) = family.range();
-        let steps = ((hi - lo) / step).round() as usize;
+        let (lo, _, step) = family.range();
+        let steps = family.steps();
         let probe = |t: f64, side: usize| {
             let linear = family.linear(t);
             self.strength(&linear, probe_side(side, &linear))
@@ -697,10 +714,26 @@ impl<'a> Probe<'a> {
             })
             .collect();
         coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
-        // Refine the strongest few: near the noise floor the true map is
-        // not always the coarse maximum.
-        let fine_step = step / 4.0;
-        let (strength, t) = coarse
+        // Screen the strongest quarter on a larger region. Its probes see
+        // the pilot half again as clearly, but only near the true map: a
+        // map a third of a coarse step off has lost most of its peak, so
+        // each is probed at three points that far apart. Near the noise
+        // floor the true map ranks anywhere in the top quarter of the
+        // coarse grid (40th of 212 on a recompressed screenshot of line art).
+        let third = step / 3.0;
+        let mut screened: Vec<(f32, f64)> = coarse
+            .iter()
+            .take(screened_per_family(steps))
+            .flat_map(|&(_, centre)| (-1..=1).map(move |i| centre + f64::from(i) * third))
+            .collect::<Vec<f64>>()
+            .into_par_iter()
+            .map(|t| (probe(t, SCREEN_SIDE), t))
+            .collect();
+        screened.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Refine the strongest few on a larger region still, to a twelfth
+        // of a coarse step.
+        let fine_step = step / 12.0;
+        let (strength, t) = screened
             .iter()
             .take(REFINED_PER_FAMILY)
             .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * fine_step))
@@ -723,6 +756,30 @@ const DRIFT_MIN_STRENGTH: f32 = 5.0;
 /// brute-force grids leave at most about a tenth of this, so anything
 /// larger is a misplaced peak.
 const DRIFT_MAX_CORRECTION: f64 = 0.004;
+
+/// How far, in canonical pixels, the tile grid of a resampled plane falls
+/// from whole pixels, when that is more than [`GRID_OFFSET_TOLERANCE`]
+/// in either direction and its pilot stands out (a peak of at least
+/// [`DRIFT_MIN_STRENGTH`]). A map placed to a few hundredths of a degree
+/// or a few hundredths of a percent can still leave the grid half a pixel
+/// off, and the mark's 8x8 blocks read half a pixel off lose most of it;
+/// resampling the plane by this offset puts the grid back on the pixels.
+pub(crate) fn grid_offset(residual: &Plane, correlator: &PilotCorrelator) -> Option<(f64, f64)> {
+    let ((sx, sy), strength) = correlator.subpixel_shift(&fold(residual))?;
+    let offset = (sx - sx.round(), sy - sy.round());
+    (strength >= DRIFT_MIN_STRENGTH
+        && (offset.0.abs() > GRID_OFFSET_TOLERANCE || offset.1.abs() > GRID_OFFSET_TOLERANCE))
+        .then_some(offset)
+}
+
+/// Largest distance of a tile grid from whole pixels left alone by
+/// [`grid_offset`].
+const GRID_OFFSET_TOLERANCE: f64 = 0.25;
+
+/// Coarse maps of a family of `steps` grid steps that are screened.
+fn screened_per_family(steps: usize) -> usize {
+    (steps + 1).div_ceil(SCREENED_FRACTION)
+}
 
 /// A brute-force map made exact from the canonical plane it gives.
 ///
@@ -1187,6 +1244,13 @@ impl<'a> Canonical<'a> {
     /// Resamples `luma`, which is `window` of the received image, through
     /// `linear` (canonical → image), bicubically, clamping at the borders.
     pub fn resample(luma: &Plane, window: Window, linear: Linear) -> Option<Self> {
+        Self::resample_offset(luma, window, linear, (0.0, 0.0))
+    }
+
+    /// [`Canonical::resample`], the plane's pixels moved by `offset`
+    /// canonical pixels: pixel `(u, v)` holds what pixel `(u + offset.0,
+    /// v + offset.1)` would have held.
+    pub fn resample_offset(luma: &Plane, window: Window, linear: Linear, offset: (f64, f64)) -> Option<Self> {
         let inverse = linear.inverse()?;
         let centre = window_centre(window);
         let (left, top) = (window.left as f64, window.top as f64);
@@ -1215,6 +1279,7 @@ impl<'a> Canonical<'a> {
             min_y += (out_h - new_h) as f64 / 2.0;
             (out_w, out_h) = (new_w, new_h);
         }
+        let (min_x, min_y) = (min_x + offset.0, min_y + offset.1);
         let standard = luma.as_standard_layout();
         let sampler = Sampler::new(&standard);
         let mut plane = Plane::zeros((out_h, out_w));
@@ -1443,6 +1508,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_hypothesis_count_covers_every_probed_map() {
+        let (mut coarse, mut screened) = (0, 0);
+        for family in Family::ALL {
+            coarse += family.steps() + 1;
+            screened += 3 * screened_per_family(family.steps());
+        }
+        assert!(coarse <= SEARCH_STEPS, "{coarse}");
+        assert!(screened <= SCREEN_STEPS, "{screened}");
+    }
+
+    #[test]
     fn orientations_are_the_eight_symmetries() {
         let p = Plane::from_shape_fn((3, 5), |(y, x)| (y * 5 + x) as f32);
         let images: Vec<Plane> = Orientation::all().map(|o| o.apply(&p)).collect();
@@ -1631,6 +1707,30 @@ mod tests {
         // A long strip keeps at least two tiles of height.
         let strip = Window::busiest(&Plane::zeros((32, 12500)), 100_000, 256, 1 << 16);
         assert_eq!((strip.height, strip.width), (256, 256));
+    }
+
+    #[test]
+    fn a_grid_between_pixels_is_put_back_on_them() {
+        let (pattern, aligned) = drifted_pattern([0.0; 4], (384, 384));
+        let correlator = PilotCorrelator::new(&pattern);
+        let whole = Window::whole(384, 384);
+        assert_eq!(grid_offset(&aligned, &correlator), None);
+        let moved = Canonical::resample_offset(&aligned, whole, Linear::IDENTITY, (0.45, -0.4))
+            .unwrap()
+            .plane
+            .into_owned();
+        let offset = grid_offset(&moved, &correlator).unwrap();
+        assert!(
+            (offset.0 + 0.45).abs() < 0.1 && (offset.1 - 0.4).abs() < 0.1,
+            "{offset:?}"
+        );
+        let back = Canonical::resample_offset(&moved, whole, Linear::IDENTITY, offset)
+            .unwrap()
+            .plane
+            .into_owned();
+        assert_eq!(grid_offset(&back, &correlator), None);
+        let peak = |p: &Plane| correlator.best_shift(&fold(p)).strength;
+        assert!(peak(&back) > peak(&moved), "{} {}", peak(&back), peak(&moved));
     }
 
     #[test]

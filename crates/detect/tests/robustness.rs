@@ -192,6 +192,35 @@ fn geometric_search_recovers_payload_and_geometry() {
 }
 
 #[test]
+fn recompressed_screenshots_of_line_art_are_traced() {
+    // Line art scaled by 0.8, cropped, then JPEG 85 and JPEG 75: the pilot
+    // at the true scale ranks far down the coarse scan, below maps that are
+    // noise, and is found only when the scan's strongest maps are probed
+    // again on a larger region before any is refined.
+    let key = Key::from_bytes([3; 32]);
+    let (_, img) = samples()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("cel_"))
+        .unwrap();
+    let payload = Payload::new(77);
+    let marked = EmbedOptions::default()
+        .build(&key)
+        .unwrap()
+        .embed(&img, payload)
+        .unwrap();
+    let chain = tattle_attacks::Chain::parse("screenshot-chain+jpeg-75").unwrap();
+    let attacked = chain.apply(&marked, 1).unwrap();
+    let d = DetectOptions::default()
+        .build(&key)
+        .unwrap()
+        .detect(&attacked)
+        .unwrap();
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    let scale = d.geometry.map(|g| g.scale_x).unwrap_or_default();
+    assert!((scale - 0.8).abs() < 0.01, "{scale}");
+}
+
+#[test]
 fn a_frame_over_the_search_budget_is_searched_on_its_busiest_window() {
     // A budget of a quarter of the frame stands in for an 8K frame and the
     // default 8.4 MP budget. The window's search must find what the whole

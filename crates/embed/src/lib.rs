@@ -38,7 +38,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 use tattle_core::dct::BLOCK;
 use tattle_core::layout::{Role, Schedule, TILE};
-use tattle_core::mask::{perceptual_mask_into, MaskParams};
+use tattle_core::mask::{mse_at_psnr, perceptual_mask_into, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_by_rows, floors_per_row, LumaSource, Plane, BAND_ROWS};
@@ -261,7 +261,7 @@ impl Embedder {
             scale: 1.0,
             floors,
         };
-        let budget = 255.0f32.powi(2) / 10f32.powf(self.options.psnr_floor / 10.0);
+        let budget = mse_at_psnr(self.options.psnr_floor);
         // Fit the mark to the distortion budget: shrink it when it exceeds
         // the PSNR floor; when an image has little texture, let the texture
         // it has carry up to MAX_BOOST times more, within the same budget.
