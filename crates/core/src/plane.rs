@@ -129,23 +129,43 @@ impl Sample for u8 {
     }
     #[inline(always)]
     fn shift_run(run: &mut [Self], channels: usize, color_channels: usize, changes: &[f32], scale: f32) {
-        // Each sample's step laid out beside it, so that the run's samples
-        // are moved by one flat loop the compiler vectorises; nothing
-        // clips, so no sample needs clamping.
-        let mut steps = [0i32; HEADROOM_RUN];
-        for (step, d) in steps.iter_mut().zip(changes) {
-            *step = floor_small(d * scale + 0.5);
+        // The pixel layouts images come in get a loop each, with the layout
+        // known at compile time.
+        match (channels, color_channels) {
+            (3, 3) => shift_u8_run::<3, 3>(run, changes, scale),
+            (4, 3) => shift_u8_run::<4, 3>(run, changes, scale),
+            (1, 1) => shift_u8_run::<1, 1>(run, changes, scale),
+            (2, 1) => shift_u8_run::<2, 1>(run, changes, scale),
+            _ => {
+                for (px, d) in run.chunks_exact_mut(channels).zip(changes) {
+                    if let Some(colour) = px.get_mut(..color_channels) {
+                        Self::shift_all(colour, d * scale);
+                    }
+                }
+            }
         }
-        let mut sample_steps = [0i16; HEADROOM_RUN * 4];
-        for (px_steps, &step) in sample_steps.chunks_exact_mut(channels).zip(&steps) {
-            px_steps
-                .iter_mut()
-                .take(color_channels)
-                .for_each(|s| *s = step as i16);
-        }
-        for (s, step) in run.iter_mut().zip(sample_steps) {
-            *s = (i16::from(*s) + step) as u8;
-        }
+    }
+}
+
+/// [`Sample::shift_run`] of 8-bit pixels of `CHANNELS` samples, the first
+/// `COLOUR` of them colour. Each pixel's step is laid out beside its
+/// samples, so that the run is moved by one flat loop of byte additions the
+/// compiler vectorises. Nothing clips, so the additions may wrap: a step of
+/// −3 is an addition of 253, and the sum modulo 256 is the sample moved.
+#[inline(always)]
+fn shift_u8_run<const CHANNELS: usize, const COLOUR: usize>(run: &mut [u8], changes: &[f32], scale: f32) {
+    let mut steps = [0u8; HEADROOM_RUN];
+    for (step, d) in steps.iter_mut().zip(changes) {
+        // The low byte of the two's complement step.
+        *step = floor_small(d * scale + 0.5) as u8;
+    }
+    let mut sample_steps = [[0u8; CHANNELS]; HEADROOM_RUN];
+    for (px_steps, &step) in sample_steps.iter_mut().zip(&steps) {
+        px_steps.iter_mut().take(COLOUR).for_each(|s| *s = step);
+    }
+    // A short run (the image's last) leaves the steps past it unused.
+    for (s, step) in run.iter_mut().zip(sample_steps.as_flattened()) {
+        *s = s.wrapping_add(*step);
     }
 }
 
@@ -981,9 +1001,10 @@ mod tests {
 
     #[test]
     fn added_changes_match_the_per_pixel_definition() {
-        use image::{Rgb, RgbImage, Rgba, RgbaImage};
+        use image::{GrayAlphaImage, GrayImage, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
         // Bright and dark pixels beside mid greys, changes up to 40 levels
-        // and scales above 1: runs that clip and runs that cannot.
+        // and scales above 1: runs that clip and runs that cannot, in each
+        // pixel layout the runs have their own loop for.
         let level = |x: u32, y: u32| ((x * 37 + y * 91) % 256) as u8;
         // Rows of near white (runs with a floor of about 25), mid grey and mixed.
         let colour = |x: u32, y: u32| match y % 3 {
@@ -996,11 +1017,15 @@ mod tests {
             let [r, g, b] = colour(x, y);
             Rgba([r, g, b, level(y, x)])
         });
+        let grey = GrayImage::from_fn(53, 9, |x, y| Luma([colour(x, y)[0]]));
+        let grey_alpha = GrayAlphaImage::from_fn(53, 9, |x, y| LumaA([colour(x, y)[0], level(y, x)]));
         let change = |i: usize| ((i * 7919) % 81) as f32 / 2.0 - 20.0;
         for scale in [0.3f32, 1.0, 2.5, -1.0] {
             for image in [
                 DynamicImage::ImageRgb8(rgb.clone()),
                 DynamicImage::ImageRgba8(rgba.clone()),
+                DynamicImage::ImageLuma8(grey.clone()),
+                DynamicImage::ImageLumaA8(grey_alpha.clone()),
             ] {
                 let width = image.width() as usize;
                 let mut marked = image.clone();

@@ -78,10 +78,10 @@ pub(crate) fn measure(
 ) -> Option<Heatmap> {
     let (rh, rw) = luma.dim();
     let whole = Window::whole(rw, rh);
-    let canonical = if alignment.linear.is_near_identity() {
+    let canonical = if alignment.linear.is_near_identity() && alignment.grid_shift == (0.0, 0.0) {
         Canonical::identity(luma, whole)
     } else {
-        Canonical::resample(luma, whole, alignment.linear)?
+        Canonical::resample_offset(luma, whole, alignment.linear, alignment.grid_shift)?
     };
     let origin = canonical.origin_for(alignment.orientation, alignment.offset);
     // Sharpened as the detection was read. The Laplacian's stencil is the

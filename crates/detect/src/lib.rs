@@ -404,7 +404,7 @@ impl Detector {
         // rebuilt if chosen otherwise, so that memory stays bounded however
         // many maps are tried.
         let mut unchanged = Some((weights, residual));
-        let mut canonicals: Vec<(sync::Linear, Option<(sync::Canonical, Plane)>)> = Vec::new();
+        let mut canonicals: Vec<TriedMap> = Vec::new();
         let mut kept_pixels = 0;
         let mut shifts = Vec::new();
         for (linear, all_orientations) in maps {
@@ -468,13 +468,17 @@ impl Detector {
             if keep {
                 kept_pixels += w * h;
             }
-            canonicals.push((canonical.linear(), keep.then_some((canonical, canonical_weights))));
+            canonicals.push(TriedMap {
+                linear: canonical.linear(),
+                offset: canonical.offset(),
+                kept: keep.then_some((canonical, canonical_weights)),
+            });
         }
         shifts.sort_by(|a, b| b.0.strength.total_cmp(&a.0.strength));
         let mut rebuilt: Option<(usize, sync::Canonical, Plane)> = None;
         let mut best: Option<Found> = None;
         for (peak, index, orientation) in shifts.into_iter().take(MAX_CANDIDATES - 1) {
-            let Some((linear, kept)) = canonicals.get(index) else {
+            let Some(TriedMap { linear, offset, kept }) = canonicals.get(index) else {
                 continue;
             };
             let (canonical, canonical_weights) = match kept {
@@ -482,7 +486,7 @@ impl Detector {
                 None => {
                     if rebuilt.as_ref().map(|r| r.0) != Some(index) {
                         rebuilt = None;
-                        let Some(c) = sync::Canonical::resample(luma, window, *linear) else {
+                        let Some(c) = sync::Canonical::resample_offset(luma, window, *linear, *offset) else {
                             continue;
                         };
                         let weights = perceptual_mask(&c.plane, mask);
@@ -497,6 +501,7 @@ impl Detector {
             let geometry = canonical.geometry(orientation, peak.origin);
             let plain = Alignment {
                 linear: canonical.linear(),
+                grid_shift: canonical.offset(),
                 orientation,
                 offset: (geometry.offset_x, geometry.offset_y),
                 sharpened: false,
@@ -705,14 +710,26 @@ impl Found {
     }
 }
 
+/// A map the geometric search tried: what rebuilds its canonical plane
+/// (the map and the plane's grid offset), and the plane with its weights
+/// while they fit the search's pixel budget.
+struct TriedMap<'a> {
+    linear: sync::Linear,
+    offset: (f64, f64),
+    kept: Option<(sync::Canonical<'a>, Plane)>,
+}
+
 /// How the received image was lined up with the tile grid: resampled
 /// through `linear`, turned by `orientation`, its top-left corner at
 /// `offset` in a tile (in the oriented canonical plane, as in
 /// [`Geometry`]), and whether it was then sharpened. Independent of the
-/// window the search worked on.
+/// window the search worked on. `grid_shift` is the fraction of a pixel the
+/// canonical plane was moved by to put the tile grid on whole pixels (see
+/// `sync::Canonical::resample_offset`).
 #[derive(Clone, Copy, Debug)]
 struct Alignment {
     linear: sync::Linear,
+    grid_shift: (f64, f64),
     orientation: sync::Orientation,
     offset: (f64, f64),
     sharpened: bool,
@@ -721,6 +738,7 @@ struct Alignment {
 impl Alignment {
     const UNCHANGED: Self = Self {
         linear: sync::Linear::IDENTITY,
+        grid_shift: (0.0, 0.0),
         orientation: sync::Orientation {
             mirror: false,
             quarter_turns: 0,

@@ -1222,6 +1222,9 @@ pub(crate) struct Canonical<'a> {
     /// The received image itself when no map is undone.
     pub plane: std::borrow::Cow<'a, Plane>,
     linear: Linear,
+    /// How far the plane's pixels were moved off the map's own grid (see
+    /// [`Canonical::resample_offset`]).
+    offset: (f64, f64),
     /// Canonical coordinates of the plane's pixel (0, 0), relative to the centre.
     min: (f64, f64),
     /// Centre of the received image, in its pixels: canonical coordinates
@@ -1236,6 +1239,7 @@ impl<'a> Canonical<'a> {
         Self {
             plane: std::borrow::Cow::Borrowed(luma),
             linear: Linear::IDENTITY,
+            offset: (0.0, 0.0),
             min: (window.left as f64 - centre.0, window.top as f64 - centre.1),
             centre,
         }
@@ -1298,6 +1302,7 @@ impl<'a> Canonical<'a> {
         Some(Self {
             plane: std::borrow::Cow::Owned(plane),
             linear,
+            offset,
             min: (min_x, min_y),
             centre,
         })
@@ -1306,6 +1311,12 @@ impl<'a> Canonical<'a> {
     /// The map from canonical to received-image coordinates.
     pub fn linear(&self) -> Linear {
         self.linear
+    }
+
+    /// The offset this plane was resampled with: with [`Canonical::linear`],
+    /// what rebuilds it.
+    pub fn offset(&self) -> (f64, f64) {
+        self.offset
     }
 
     /// Where the point `(x, y)` of the received image (pixel corners) lies

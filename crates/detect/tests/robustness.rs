@@ -21,6 +21,15 @@ fn samples() -> Vec<(String, DynamicImage)> {
     .collect()
 }
 
+/// `image` marked with `payload` at the default strength.
+fn mark(image: &DynamicImage, key: &Key, payload: Payload) -> DynamicImage {
+    EmbedOptions::default()
+        .build(key)
+        .unwrap()
+        .embed(image, payload)
+        .unwrap()
+}
+
 #[test]
 fn payload_survives_the_non_geometric_attacks() {
     let key = Key::from_bytes([5; 32]);
@@ -58,11 +67,7 @@ fn blurred_line_art_is_read_sharpened_and_sharp_images_as_they_are() {
     let key = Key::from_bytes([6; 32]);
     let payload = Payload::new(0x7a11_0000_0000_0b1e);
     let (_, tiger) = samples().into_iter().find(|(n, _)| n.contains("tiger")).unwrap();
-    let marked = EmbedOptions::default()
-        .build(&key)
-        .unwrap()
-        .embed(&tiger, payload)
-        .unwrap();
+    let marked = mark(&tiger, &key, payload);
     let blurred = (tattle_attacks::find("blur-1").unwrap().apply)(&marked, 1).unwrap();
     for search in [true, false] {
         let detector = DetectOptions::default()
@@ -114,11 +119,7 @@ fn flat_colour_gets_no_mark_at_all() {
             image::Rgb([240, 150, 60])
         }
     }));
-    let marked = EmbedOptions::default()
-        .build(&Key::from_bytes([5; 32]))
-        .unwrap()
-        .embed(&img, Payload::new(9))
-        .unwrap();
+    let marked = mark(&img, &Key::from_bytes([5; 32]), Payload::new(9));
     let (a, b) = (img.to_rgb8(), marked.to_rgb8());
     for (x, y, p) in a.enumerate_pixels() {
         let (dx, dy) = (x as f32 - 128.0, y as f32 - 128.0);
@@ -203,11 +204,7 @@ fn recompressed_screenshots_of_line_art_are_traced() {
         .find(|(n, _)| n.starts_with("cel_"))
         .unwrap();
     let payload = Payload::new(77);
-    let marked = EmbedOptions::default()
-        .build(&key)
-        .unwrap()
-        .embed(&img, payload)
-        .unwrap();
+    let marked = mark(&img, &key, payload);
     let chain = tattle_attacks::Chain::parse("screenshot-chain+jpeg-75").unwrap();
     let attacked = chain.apply(&marked, 1).unwrap();
     let d = DetectOptions::default()
@@ -218,6 +215,34 @@ fn recompressed_screenshots_of_line_art_are_traced() {
     assert_eq!(d.payload, Some(payload), "{d:?}");
     let scale = d.geometry.map(|g| g.scale_x).unwrap_or_default();
     assert!((scale - 0.8).abs() < 0.01, "{scale}");
+}
+
+#[test]
+fn a_plane_rebuilt_over_the_budget_reads_as_the_kept_one() {
+    // The screenshot chain leaves this photo's tile grid between pixels,
+    // and the search moves the plane onto them. With a budget of one frame
+    // no resampled plane is kept through the search, and the chosen one is
+    // rebuilt: on the same grid, so the same reading and the same geometry.
+    let key = Key::from_bytes([3; 32]);
+    let (_, img) = samples().swap_remove(0);
+    let payload = Payload::new(77);
+    let marked = mark(&img, &key, payload);
+    let chain = tattle_attacks::Chain::parse("screenshot-chain").unwrap();
+    let attacked = chain.apply(&marked, 0).unwrap();
+    let frame = (attacked.width() * attacked.height()) as usize;
+    let kept = DetectOptions::default()
+        .build(&key)
+        .unwrap()
+        .detect(&attacked)
+        .unwrap();
+    let rebuilt = DetectOptions::default()
+        .search_pixels(frame)
+        .build(&key)
+        .unwrap()
+        .detect(&attacked)
+        .unwrap();
+    assert_eq!(kept.payload, Some(payload), "{kept:?}");
+    assert_eq!(kept, rebuilt);
 }
 
 #[test]
@@ -234,11 +259,7 @@ fn a_frame_over_the_search_budget_is_searched_on_its_busiest_window() {
         .build(&key)
         .unwrap();
     let payload = Payload::new(0x5ca1_ab1e);
-    let marked = EmbedOptions::default()
-        .build(&key)
-        .unwrap()
-        .embed(&img, payload)
-        .unwrap();
+    let marked = mark(&img, &key, payload);
     let circular = |a: f64, b: f64| {
         let d = (a - b).rem_euclid(128.0);
         d.min(128.0 - d)
@@ -289,11 +310,7 @@ fn an_image_and_its_luma_plane_get_the_same_verdict() {
     let key = Key::from_bytes([5; 32]);
     let detector = DetectOptions::default().build(&key).unwrap();
     let (_, img) = samples().swap_remove(0);
-    let marked = EmbedOptions::default()
-        .build(&key)
-        .unwrap()
-        .embed(&img, Payload::new(3))
-        .unwrap();
+    let marked = mark(&img, &key, Payload::new(3));
     let cropped = marked.crop_imm(37, 21, 300, 260);
     for (what, image) in [("marked", &marked), ("cropped", &cropped), ("unmarked", &img)] {
         let from_image = detector.detect(image).unwrap();
