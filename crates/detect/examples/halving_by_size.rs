@@ -42,16 +42,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let d = detector.detect(&attacked)?;
         decoded += usize::from(d.payload == Some(payload));
         let (z, per_coefficient) = pilot_at_inverse_scale(&attacked, &img, &schedule);
-        let name = std::path::Path::new(path).file_name().unwrap_or_default().to_string_lossy();
+        let name = std::path::Path::new(path)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
         println!(
             "{name:36} {}x{} → {}x{}: {} (pilot {:.1}); exact inverse scale: pilot {z:.1}, by coefficient {}",
             img.width(),
             img.height(),
             attacked.width(),
             attacked.height(),
-            if d.payload == Some(payload) { "decoded" } else { "not decoded" },
+            if d.payload == Some(payload) {
+                "decoded"
+            } else {
+                "not decoded"
+            },
             d.pilot_score,
-            per_coefficient.iter().map(|z| format!("{z:.1}")).collect::<Vec<_>>().join(" ")
+            per_coefficient
+                .iter()
+                .map(|z| format!("{z:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
     println!("decoded {decoded} of {}", args.len().saturating_sub(3));
@@ -61,7 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The pilot's normalised correlation, in all and coefficient by
 /// coefficient of the band, once `attacked` is resized back to the size of
 /// `original` (best of the 3x3 whole-pixel offsets around the tile origin).
-fn pilot_at_inverse_scale(attacked: &DynamicImage, original: &DynamicImage, schedule: &Schedule) -> (f32, Vec<f32>) {
+fn pilot_at_inverse_scale(
+    attacked: &DynamicImage,
+    original: &DynamicImage,
+    schedule: &Schedule,
+) -> (f32, Vec<f32>) {
     let back = luma(&attacked.resize_exact(original.width(), original.height(), FilterType::CatmullRom));
     let mut best = (f32::MIN, Vec::new());
     for (dx, dy) in (0..3).flat_map(|dy| (0..3).map(move |dx| (dx, dy))) {
@@ -80,7 +95,11 @@ fn pilot_at_inverse_scale(attacked: &DynamicImage, original: &DynamicImage, sche
         }
         let z = sums.iter().sum::<f32>() / energies.iter().sum::<f32>().sqrt().max(1e-12);
         if z > best.0 {
-            let per_coefficient = sums.iter().zip(&energies).map(|(s, e)| s / e.sqrt().max(1e-12)).collect();
+            let per_coefficient = sums
+                .iter()
+                .zip(&energies)
+                .map(|(s, e)| s / e.sqrt().max(1e-12))
+                .collect();
             best = (z, per_coefficient);
         }
     }

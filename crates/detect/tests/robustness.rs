@@ -319,3 +319,21 @@ fn an_image_and_its_luma_plane_get_the_same_verdict() {
         assert_eq!(from_image.detected, what != "unmarked", "{what}");
     }
 }
+
+#[test]
+fn a_payload_whose_most_likely_path_fails_its_crc_is_read_from_the_next_ones() {
+    // JPEG 30 of this photo leaves 64 of 288 coded bits wrong: the Viterbi
+    // decoder's most likely path fails its CRC, yet scores high enough to
+    // be reported, and the list decoder finds the sent path a little
+    // further down, with a false-positive bound below 1e-11.
+    let key = Key::from_bytes([8; 32]);
+    let payload = Payload::new(0x1234_5678_0008);
+    let (_, img) = samples().swap_remove(0);
+    let attacked = (tattle_attacks::find("jpeg-30").unwrap().apply)(&mark(&img, &key, payload), 1).unwrap();
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let (d, observation) = detector.examine(&tattle_core::plane::luma(&attacked));
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    assert!(d.false_positive_log10 < -11.0, "{d:?}");
+    let most_likely = tattle_core::code::decode(&detector.soft_bits(&observation));
+    assert_eq!(most_likely.payload, None);
+}
