@@ -36,7 +36,10 @@
 //! * **Payload**: the coded bits are decoded (soft Viterbi), the CRC
 //!   checked, and the re-encoded codeword's normalised correlation
 //!   `z_payload` with `y` measured. Because the decoder picked the best of
-//!   2⁶⁴ possible payloads, its bound is multiplied by 2⁶⁴.
+//!   2⁶⁴ possible payloads, its bound is multiplied by 2⁶⁴. When the most
+//!   likely path fails its CRC but already scores past the threshold, the
+//!   next most likely paths are tried ([`tattle_core::code::decode_list`]);
+//!   the 2⁶⁴ covers whichever payload is read, so nothing more is owed.
 //!
 //! Under the null hypothesis (not marked with this key) both correlations
 //! obey Hoeffding's bound `P(z ≥ t) ≤ exp(−t²/2)`, over the choice of key,
