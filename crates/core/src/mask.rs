@@ -531,6 +531,54 @@ mod tests {
     use crate::prng::KeyedStream;
 
     #[test]
+    fn flat_runs_skipped_by_the_fill_are_what_the_formula_gives() {
+        // Runs of eight wholly flat (variance at or under the noise's),
+        // runs with one textured pixel, a mean that is not finite, and a
+        // tail shorter than a run: the fill must match the formula bit
+        // for bit everywhere.
+        let model = MaskModel::new(1.5, &MaskParams::default());
+        let mut rng = KeyedStream::from_seed([9; 32]);
+        let n = 8 * 40 + 5;
+        let mean: Vec<f32> = (0..n)
+            .map(|i| match i {
+                100 => f32::INFINITY,
+                101 => f32::NAN,
+                _ => rng.below(256) as f32,
+            })
+            .collect();
+        let variance = |i: usize| match (i / 8) % 4 {
+            0 => 0.0,
+            1 if i % 8 == 3 => 2.3,
+            1 => 2.25, // the noise variance, give or take rounding
+            2 => texture_variance(i),
+            _ => (i % 3) as f32 * 0.5,
+        };
+        // The fill takes the local mean of the centred square; build it
+        // from the variance and the mean (see `variance_from`).
+        let mut filled: Vec<f32> = (0..n)
+            .map(|i| variance(i) + (mean[i] - MID_GREY) * (mean[i] - MID_GREY))
+            .collect();
+        let expected: Vec<f32> = filled
+            .iter()
+            .zip(&mean)
+            .map(|(&m, &mu)| model.at(variance_from(m, mu), mu))
+            .collect();
+        fill_mask(&model, &mut filled, &mean);
+        for (i, (a, b)) in filled.iter().zip(&expected).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "pixel {i}: {a} vs {b}"
+            );
+        }
+        assert!(expected.iter().filter(|&&m| m == 0.0).count() > n / 4);
+        assert!(expected.iter().filter(|&&m| m > 0.0).count() > n / 8);
+    }
+
+    fn texture_variance(i: usize) -> f32 {
+        ((i * 7919) % 97) as f32 + 3.0
+    }
+
+    #[test]
     fn mask_matches_the_formula() {
         let params = MaskParams::default();
         let stats = LocalStats {

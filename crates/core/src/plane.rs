@@ -31,6 +31,9 @@ trait Sample: Copy {
     /// Whether [`Sample::level`] is cheap enough to find a run's extremes
     /// before deciding whether the run needs clamping pixel by pixel.
     const CHEAP_LEVELS: bool = true;
+    /// Steps of the type in one 8-bit level: [`Sample::shift_all`] leaves a
+    /// sample alone when `change × STEPS_PER_LEVEL` is within ±1/2.
+    const STEPS_PER_LEVEL: f32;
     /// The sample in 8-bit grey levels (perceptually encoded for float samples).
     fn level(self) -> f32;
     /// Moves every colour sample of a pixel by `change` levels, rounded to
@@ -106,6 +109,7 @@ fn integer_level_range<S: Sample + Ord>(colour: &[S]) -> (f32, f32) {
 
 impl Sample for u8 {
     const MAX_LEVEL: f32 = 255.0;
+    const STEPS_PER_LEVEL: f32 = 1.0;
     #[inline(always)]
     fn level(self) -> f32 {
         f32::from(self)
@@ -171,6 +175,7 @@ fn shift_u8_run<const CHANNELS: usize, const COLOUR: usize>(run: &mut [u8], chan
 
 impl Sample for u16 {
     const MAX_LEVEL: f32 = 255.0;
+    const STEPS_PER_LEVEL: f32 = 257.0;
     #[inline(always)]
     fn level(self) -> f32 {
         f32::from(self) / 257.0
@@ -198,6 +203,8 @@ impl Sample for f32 {
     const MAX_LEVEL: f32 = f32::INFINITY;
     // A level is a transfer function: each pixel's own is found once.
     const CHEAP_LEVELS: bool = false;
+    // Continuous: only a change of exactly zero leaves a sample alone.
+    const STEPS_PER_LEVEL: f32 = f32::INFINITY;
     #[inline(always)]
     fn level(self) -> f32 {
         255.0 * encode_linear(self)
@@ -521,13 +528,20 @@ fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &
     }
     // A run whose every change, before and after scaling, is within the
     // headroom of its darkest and brightest sample cannot clip: its pixels
-    // skip the clamp.
+    // skip the clamp. A run whose every change rounds to no step at all
+    // (flat colour, where the mask is 0) is not even read.
     let reach = scale.abs().max(1.0);
     let runs = samples
         .chunks_mut(HEADROOM_RUN * channels)
         .zip(delta.chunks(HEADROOM_RUN));
     for (run, changes) in runs {
-        if largest_magnitude(changes) * reach <= run_floor(run, channels, color_channels) {
+        let largest = largest_magnitude(changes);
+        // Clamping only shrinks a change, and rounding is monotonic: the
+        // largest change decides for the whole run.
+        if largest * scale.abs() * S::STEPS_PER_LEVEL < 0.5 {
+            continue;
+        }
+        if largest * reach <= run_floor(run, channels, color_channels) {
             S::shift_run(run, channels, color_channels, changes, scale);
         } else {
             add_luma_clamped(run, channels, color_channels, changes, scale);
@@ -1020,7 +1034,10 @@ mod tests {
         let grey = GrayImage::from_fn(53, 9, |x, y| Luma([colour(x, y)[0]]));
         let grey_alpha = GrayAlphaImage::from_fn(53, 9, |x, y| LumaA([colour(x, y)[0], level(y, x)]));
         let change = |i: usize| ((i * 7919) % 81) as f32 / 2.0 - 20.0;
-        for scale in [0.3f32, 1.0, 2.5, -1.0] {
+        // Scales of 0.01 and 0.025 leave every change of a run, or all but
+        // its largest (exactly half a level), short of a step: runs that
+        // are skipped and runs on the edge of it.
+        for scale in [0.3f32, 1.0, 2.5, -1.0, 0.01, 0.025, -0.025, 0.05] {
             for image in [
                 DynamicImage::ImageRgb8(rgb.clone()),
                 DynamicImage::ImageRgba8(rgba.clone()),
@@ -1117,6 +1134,23 @@ mod tests {
             panic!("type changed")
         };
         assert_eq!(out.get_pixel(3, 3), &Rgb([1129, 2129, 3129]));
+        // Half a step of 1/257 level is the edge: below it nothing moves,
+        // at it the samples move by one step.
+        for (change, moved) in [
+            (0.49 / 257.0, 0),
+            (0.5 / 257.0, 1),
+            (-0.5 / 257.0, 0),
+            (-0.51 / 257.0, -1),
+        ] {
+            let mut dynamic =
+                DynamicImage::ImageRgb16(ImageBuffer::from_pixel(20, 2, Rgb([1000u16, 2000, 3000])));
+            add_luma_delta(&mut dynamic, &Plane::from_elem((2, 20), change)).unwrap();
+            let DynamicImage::ImageRgb16(out) = &dynamic else {
+                panic!("type changed")
+            };
+            let expected = [1000, 2000, 3000].map(|s: i32| (s + moved) as u16);
+            assert!(out.pixels().all(|p| p.0 == expected), "change {change}");
+        }
     }
 
     #[test]
