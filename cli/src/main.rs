@@ -205,6 +205,7 @@ fn embed(
             output.display()
         );
     }
+    start_workers();
     let (mut image, icc) = files::decode_image_with_profile(input, &files::read(input)?)?;
     // Marked where it lies: a frame is never held twice.
     embedder
@@ -213,6 +214,13 @@ fn embed(
     // The colour profile travels with the pixels it describes.
     files::save_image_atomic_with_profile(&image, output, quality, icc.as_deref())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the engine's worker threads, so that they come up while the
+/// first file is read and decoded instead of when the engine first needs
+/// them (about a millisecond a process).
+fn start_workers() {
+    rayon::spawn(|| ());
 }
 
 /// One line of `tattle detect --json`.
@@ -226,6 +234,7 @@ struct DetectRecord<'a> {
 fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Result<ExitCode> {
     let key = load_key(key_path)?;
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
+    start_workers();
     let mut all_detected = true;
     let mut failed = false;
     let stdout = std::io::stdout();

@@ -91,9 +91,28 @@ impl BlockBands {
     /// assert_eq!(BlockBands::of_slice(plane.as_slice().unwrap(), 24), BlockBands::of(&plane.view()));
     /// ```
     pub fn of_slice(rows: &[f32], width: usize) -> Self {
+        Self::of_slice_masked(rows, width, &[])
+    }
+
+    /// [`BlockBands::of_slice`] of the blocks that count in a
+    /// measurement: a block whose mean mask (`mask_means`, block by block
+    /// as [`block_means`] gives them) is not above 0 has a gain of 0 (see
+    /// [`BlockGains::from_bands`]), so nothing reads its band, which is
+    /// left at 0 without being transformed. Blocks past the end of
+    /// `mask_means` are transformed. Flat colour costs nothing.
+    ///
+    /// ```
+    /// use tattle_core::observe::BlockBands;
+    /// let rows: Vec<f32> = (0..8 * 24).map(|i| (i % 13) as f32).collect();
+    /// let masked = BlockBands::of_slice_masked(&rows, 24, &[0.5, 0.0, 0.5]);
+    /// let mut zeroed = rows.clone();
+    /// zeroed.chunks_mut(24).for_each(|row| row[8..16].fill(0.0));
+    /// assert_eq!(masked, BlockBands::of_slice(&zeroed, 24));
+    /// ```
+    pub fn of_slice_masked(rows: &[f32], width: usize, mask_means: &[f32]) -> Self {
         let blocks_x = width / BLOCK;
         let mut bands = vec![[0.0f32; BAND_LEN]; blocks_x * (rows.len() / width.max(1) / BLOCK)];
-        transform_rows(rows, width, &mut bands);
+        transform_rows(rows, width, mask_means, &mut bands);
         Self { bands, blocks_x }
     }
 
@@ -107,19 +126,38 @@ impl BlockBands {
 }
 
 /// The bands of the whole blocks of whole rows `width` wide (starting on
-/// a block boundary), block row by block row.
-fn transform_rows(pixels: &[f32], width: usize, out: &mut [[f32; BAND_LEN]]) {
+/// a block boundary), block row by block row, but for blocks whose mean
+/// mask is not above 0 (see [`BlockBands::of_slice_masked`]).
+fn transform_rows(pixels: &[f32], width: usize, mask_means: &[f32], out: &mut [[f32; BAND_LEN]]) {
     let blocks_x = width / BLOCK;
     if blocks_x == 0 {
         return;
     }
-    for (block_row, out) in pixels
+    for (by, (block_row, out)) in pixels
         .chunks_exact(BLOCK * width)
         .zip(out.chunks_exact_mut(blocks_x))
+        .enumerate()
     {
         let rows: [&[f32]; BLOCK] =
             std::array::from_fn(|y| block_row.get(y * width..(y + 1) * width).unwrap_or_default());
-        transform_block_row(&rows, out);
+        let means = mask_means.get(by * blocks_x..).unwrap_or_default();
+        if means.len() < blocks_x {
+            transform_block_row(&rows, out);
+            continue;
+        }
+        // Runs of blocks that count, transformed together.
+        let mut bx = 0;
+        while bx < blocks_x {
+            let counts = |i: &usize| means.get(*i).is_some_and(|m| *m > 0.0);
+            let start = (bx..blocks_x).find(counts).unwrap_or(blocks_x);
+            let end = (start..blocks_x).find(|i| !counts(i)).unwrap_or(blocks_x);
+            if start < end {
+                let run: [&[f32]; BLOCK] =
+                    rows.map(|row| row.get(start * BLOCK..end * BLOCK).unwrap_or_default());
+                transform_block_row(&run, out.get_mut(start..end).unwrap_or_default());
+            }
+            bx = end;
+        }
     }
 }
 

@@ -317,10 +317,10 @@ impl Detector {
         // is, should the search have to work on a window of the image.
         let (h, w) = source.dim();
         let measure_band = |first_row: usize, luma: &[f32], weights: &[f32]| {
-            let bands = BlockBands::of_slice(luma, w);
             let means = ndarray::ArrayView2::from_shape((weights.len() / w.max(1), w), weights)
                 .map(|rows| block_means(&rows))
                 .unwrap_or_default();
+            let bands = BlockBands::of_slice_masked(luma, w, &means);
             let gains = BlockGains::from_bands(&bands, &means);
             (
                 Observation::measure_bands_robust_part(&bands, &gains, first_row / BLOCK),

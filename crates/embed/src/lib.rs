@@ -221,18 +221,21 @@ impl Embedder {
                 spread_rows(quantised, mask_step, w, first_row, &tile, amplitude, &mut plain);
                 let energy = sum_of_squares(&plain);
                 let measured = informed.then(|| {
-                    let host_bands = BlockBands::of_slice(luma, w);
                     let means = ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
                         .map(|rows| block_means(&rows))
                         .unwrap_or_default();
+                    let host_bands = BlockBands::of_slice_masked(luma, w, &means);
                     // Measurement is linear with fixed gains, and a block's
                     // gain depends on that block alone: the plain mark and
                     // the host are measured here, band by band, and never
                     // transformed again.
                     let gains = BlockGains::from_bands(&host_bands, &means);
                     let block_row = first_row / BLOCK;
-                    let plain =
-                        Observation::measure_bands_part(&BlockBands::of_slice(&plain, w), &gains, block_row);
+                    let plain = Observation::measure_bands_part(
+                        &BlockBands::of_slice_masked(&plain, w, &means),
+                        &gains,
+                        block_row,
+                    );
                     let host = Observation::measure_bands_part(&host_bands, &gains, block_row);
                     (host_bands, means, plain, host)
                 });
@@ -394,7 +397,7 @@ impl Mark {
                 rows.resize(means.len() / (w / BLOCK).max(1) * BLOCK * w, 0.0);
                 self.rows(first_row, rows);
                 self.clamp(host, band, rows);
-                let mut marked = BlockBands::of_slice(rows, w);
+                let mut marked = BlockBands::of_slice_masked(rows, w, means);
                 marked.add(host_bands);
                 let gains = BlockGains::from_bands(&marked, means);
                 Observation::measure_bands_robust_part(&marked, &gains, first_row / BLOCK)
