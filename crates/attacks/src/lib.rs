@@ -318,6 +318,8 @@ pub static SUITE: &[Attack] = &[
         imageops::flip_horizontal(&display_rgb8(i))
     ))),
     attack!("screenshot-chain", Geometric, screenshot_chain),
+    attack!("letterbox", Geometric, |i, _| letterbox(i)),
+    attack!("window-screenshot", Geometric, window_screenshot),
 ];
 
 /// Re-encodes as JPEG at `quality` (4:2:0 chroma, as most encoders do) and decodes again.
@@ -541,6 +543,39 @@ pub fn screenshot_chain(image: &DynamicImage, seed: u64) -> AttackResult {
     jpeg(&crop_random(&scaled, 0.9, seed)?, 85)
 }
 
+/// Black bars above and below, each an eighth of the height and 3 pixels
+/// more (so that the image no longer starts on an 8-pixel boundary): a
+/// frame shown in a wider player and captured whole.
+pub fn letterbox(image: &DynamicImage) -> AttackResult {
+    let rgb = display_rgb8(image);
+    let bar = rgb.height() / 8 + 3;
+    let mut canvas = RgbImage::new(rgb.width(), rgb.height() + 2 * bar);
+    imageops::replace(&mut canvas, &rgb, 0, i64::from(bar));
+    Ok(DynamicImage::ImageRgb8(canvas))
+}
+
+/// A screenshot of an image viewer: the image at 80% (bilinear) inside a
+/// window of UI grey 1.4 times its size, with a darker title bar, at a
+/// seeded offset, then JPEG 85.
+pub fn window_screenshot(image: &DynamicImage, seed: u64) -> AttackResult {
+    let view = scale(image, 0.8, 0.8, FilterType::Triangle)?.to_rgb8();
+    let (w, h) = (view.width(), view.height());
+    let (cw, ch) = (w * 7 / 5, h * 7 / 5);
+    let mut canvas = RgbImage::from_pixel(cw, ch, Rgb([236, 236, 236]));
+    let title = (ch / 20).max(4).min(ch - h);
+    for y in 0..title {
+        for x in 0..cw {
+            canvas.put_pixel(x, y, Rgb([60, 63, 68]));
+        }
+    }
+    let mut stream = KeyedStream::from_seed(seed_bytes(seed));
+    let mut offset = |room: u32| stream.below(u64::from(room) + 1) as i64;
+    let x0 = offset(cw - w);
+    let y0 = i64::from(title) + offset(ch - h - title);
+    imageops::replace(&mut canvas, &view, x0, y0);
+    jpeg(&DynamicImage::ImageRgb8(canvas), 85)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,6 +616,8 @@ mod tests {
                 "width-1080-jpeg-75" => Some((1080, 810)),
                 n if n.starts_with("rotate") => None,
                 "screenshot-chain" => Some((243, 182)),
+                "letterbox" => Some((320, 306)),
+                "window-screenshot" => Some((358, 268)),
                 _ => Some((320, 240)),
             };
             if let Some(e) = expected {
