@@ -476,7 +476,7 @@ impl PilotCorrelator {
 /// folds into a row or column of constant offset, which lives on those
 /// axes alone, and can swamp the pilot's peak (the whitened residual damps
 /// strong edges and has nothing of faint ones, but edges of middling
-/// contrast keep their full weight). The pilot keeps about 98% of its
+/// contrast keep their full weight). The pilot keeps 97–98% of its
 /// energy without the axes. Folds of ordinary content are left whole: they
 /// rarely come near the limit, so their surfaces, and what the search
 /// ranks by, are as before. One surface per hypothesis either way, so the
