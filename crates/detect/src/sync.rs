@@ -1652,7 +1652,7 @@ mod tests {
         let mut kept = plain.clone();
         without_grid_edges(&mut kept, TILE);
         assert_eq!(kept, plain);
-        // A column of twice the noise's size is far over the limit.
+        // A column 32 times the noise's size is far over the limit.
         let mut edged = fft.forward(&faint_fold(
             &pattern,
             |x, _| if x == 70 { 8.0 * 16.0 } else { 0.0 },
