@@ -15,6 +15,7 @@ use tattle_core::{Key, Payload};
 use tattle_detect::{DetectOptions, Detection};
 use tattle_embed::EmbedOptions;
 use tattle_studio::files;
+use tattle_studio::warm::WarmWorkers;
 
 // Marking allocates a few image-sized planes per frame; mimalloc keeps and
 // reuses them where the system allocator returns them to the OS and pays
@@ -205,8 +206,8 @@ fn embed(
             output.display()
         );
     }
-    start_workers();
-    let (mut image, icc) = files::decode_image_with_profile(input, &files::read(input)?)?;
+    let (mut image, icc) =
+        WarmWorkers::during(|| files::decode_image_with_profile(input, &files::read(input)?))?;
     // Marked where it lies: a frame is never held twice.
     embedder
         .embed_in_place(&mut image, payload)
@@ -214,13 +215,6 @@ fn embed(
     // The colour profile travels with the pixels it describes.
     files::save_image_atomic_with_profile(&image, output, quality, icc.as_deref())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Starts the engine's worker threads, so that they come up while the
-/// first file is read and decoded instead of when the engine first needs
-/// them (about a millisecond a process).
-fn start_workers() {
-    rayon::spawn(|| ());
 }
 
 /// One line of `tattle detect --json`.
@@ -234,12 +228,11 @@ struct DetectRecord<'a> {
 fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Result<ExitCode> {
     let key = load_key(key_path)?;
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
-    start_workers();
     let mut all_detected = true;
     let mut failed = false;
     let stdout = std::io::stdout();
     for input in inputs {
-        let result = files::load_image(input)
+        let result = WarmWorkers::during(|| files::load_image(input))
             .map_err(anyhow::Error::from)
             .and_then(|img| {
                 detector

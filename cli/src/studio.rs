@@ -12,6 +12,7 @@ use serde::Serialize;
 use tattle_studio::audit::{self, Export, FileCheck};
 use tattle_studio::stamp::{plan, StampOptions, Stamped, Stamper};
 use tattle_studio::trace::{render_heatmap, Trace, Tracer, Verdict};
+use tattle_studio::warm::WarmWorkers;
 use tattle_studio::{files, Studio};
 
 use crate::report;
@@ -257,7 +258,7 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
     let tracer = Tracer::new(&studio, &ledger, args.threshold)?;
     let (mut all_found, mut failed) = (true, false);
     for input in &args.inputs {
-        let result = files::load_image(input)
+        let result = WarmWorkers::during(|| files::load_image(input))
             .map_err(anyhow::Error::from)
             .and_then(|image| {
                 let trace = tracer.trace(&image, args.heatmap.is_some())?;

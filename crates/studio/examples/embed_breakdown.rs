@@ -6,11 +6,15 @@
 //! `cargo run --release -p tattle-studio --example embed_breakdown -- IMAGE OUTPUT.png`
 //! prints one line of milliseconds. Run it many times and take medians
 //! (`RAYON_NUM_THREADS=1` for one thread); docs/BENCHMARKS.md shows how.
+//! With `--no-mark` after the paths it does the same without marking (a
+//! plain re-encode): the difference between the two medians of the total
+//! is what the mark adds to the process.
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tattle_embed::{EmbedOptions, Key, Payload};
 use tattle_studio::files;
+use tattle_studio::warm::WarmWorkers;
 
 // As in the `tattle` binary.
 #[global_allocator]
@@ -19,23 +23,28 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [input, output] = args.as_slice() else {
-        return Err("usage: embed_breakdown IMAGE OUTPUT".into());
+    let (input, output, marking) = match args.as_slice() {
+        [input, output] => (input, output, true),
+        [input, output, flag] if flag.as_os_str() == "--no-mark" => (input, output, false),
+        _ => return Err("usage: embed_breakdown IMAGE OUTPUT [--no-mark]".into()),
     };
     let embedder = EmbedOptions::default().build(&Key::from_bytes([5; 32]))?;
-    // As the binary does: the worker threads come up while the file is decoded.
-    rayon::spawn(|| ());
     let mut lap = Instant::now();
     let mut split = || {
         let ms = lap.elapsed().as_secs_f64() * 1e3;
         lap = Instant::now();
         ms
     };
+    // As the binary does: the workers are kept busy while the file is decoded.
+    let warm = WarmWorkers::start();
     let bytes = files::read(input)?;
     let read = split();
     let (mut image, icc) = files::decode_image_with_profile(input, &bytes)?;
+    drop(warm);
     let decode = split();
-    embedder.embed_in_place(&mut image, Payload::new(0x42))?;
+    if marking {
+        embedder.embed_in_place(&mut image, Payload::new(0x42))?;
+    }
     let mark = split();
     files::save_image_atomic_with_profile(&image, output, 95, icc.as_deref())?;
     let encode = split();

@@ -40,6 +40,7 @@ pub mod fuzzing;
 pub mod ledger;
 pub mod stamp;
 pub mod trace;
+pub mod warm;
 pub mod workspace;
 
 pub use error::{Error, Result};
