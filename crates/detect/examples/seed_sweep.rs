@@ -1,7 +1,8 @@
 //! How often a seeded attack (a window screenshot at a random offset, a
 //! random crop) still lets the payload through, placement by placement:
 //! `cargo run --release -p tattle-detect --example seed_sweep -- ATTACK SEEDS IMAGE...`
-//! marks each image (key `[3; 32]`, payload 77), applies ATTACK (a chain
+//! marks each image (key `[3; 32]`, or `[B; 32]` with `SWEEP_KEY_BYTE=B`;
+//! payload 77), applies ATTACK (a chain
 //! such as `window-screenshot+jpeg-75`) with SEEDS different seeds, and
 //! prints one line per image, `+` for each exact read and `.` for each
 //! miss, then the total. Misses are described on standard error.
@@ -16,7 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let seeds: u64 = seeds.parse()?;
     let chain = tattle_attacks::Chain::parse(attack).ok_or("unknown attack")?;
-    let key = Key::from_bytes([3; 32]);
+    // The benchmark's single key can hide a key-dependent miss: sweep keys too.
+    let key_byte = match std::env::var("SWEEP_KEY_BYTE") {
+        Ok(value) => value.parse()?,
+        Err(_) => 3,
+    };
+    let key = Key::from_bytes([key_byte; 32]);
     let payload = Payload::new(77);
     let embedder = EmbedOptions::default().build(&key)?;
     let detector = DetectOptions::default().build(&key)?;
