@@ -9,7 +9,7 @@
 //! keeps the idle workers runnable while one file is decoded, yielding
 //! their core to any other thread that wants it.
 //!
-//! It is meant for one file at a time (`tattle embed`, `tattle detect`):
+//! It is meant for one file at a time (`tattle embed`, `detect`, `trace`):
 //! where files are processed in parallel, every core is busy anyway.
 
 use std::sync::atomic::{AtomicBool, Ordering};
