@@ -382,6 +382,62 @@ fn bench_runs_on_the_samples_and_reports_tables() {
     assert!(stderr(&o).contains("unknown attack"));
 }
 
+#[test]
+fn bench_over_several_keys_counts_every_image_under_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples();
+    let bench = |keys: &str| {
+        run(
+            &[
+                "bench",
+                "--images",
+                &samples.to_string_lossy(),
+                "--attacks",
+                "identity",
+                "--keys",
+                keys,
+                "--json",
+            ],
+            dir.path(),
+        )
+    };
+    let o = bench("2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, images) = lines.split_last().unwrap();
+    let images_in_folder = std::fs::read_dir(&samples)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"))
+        .count();
+    assert_eq!(images.len(), 2 * images_in_folder);
+    for key in [0, 1] {
+        let marked_with = images.iter().filter(|r| r["key"] == key).count();
+        assert_eq!(marked_with, images_in_folder, "images marked with key {key}");
+    }
+    assert_eq!(summary["keys"], 2);
+    assert_eq!(summary["images"], images_in_folder);
+    assert_eq!(summary["rows"][0][1]["runs"], 2 * images_in_folder);
+    assert_eq!(summary["rows"][0][1]["exact"], 2 * images_in_folder);
+    // The first key is the benchmark's own: its images read as in a one-key run.
+    let one = bench("1");
+    let first: Vec<&serde_json::Value> = images.iter().filter(|r| r["key"] == 0).collect();
+    let alone: Vec<serde_json::Value> = stdout(&one)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (a, b) in first.iter().zip(&alone) {
+        assert_eq!(a["image"], b["image"]);
+        assert_eq!(a["luma_psnr"], b["luma_psnr"]);
+        assert_eq!(a["outcomes"], b["outcomes"]);
+    }
+    let o = bench("0");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--keys"), "{}", stderr(&o));
+}
+
 #[cfg(unix)]
 #[test]
 fn a_key_file_others_can_read_gives_a_warning_and_is_never_printed() {

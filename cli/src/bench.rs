@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// Mark strength.
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
+    /// Mark every image with this many keys (the public benchmark key first,
+    /// then keys derived from it the same way), so that each cell is a rate
+    /// over keys as well as images: the geometric search's successes can
+    /// depend on the key.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    keys: u32,
 }
 
 /// How one attack went on one image.
@@ -51,10 +57,12 @@ struct Outcome {
     false_positive_wrong_key: bool,
 }
 
-/// Everything measured on one image.
+/// Everything measured on one image under one key.
 #[derive(Clone, Debug, Serialize)]
 struct ImageReport {
     image: String,
+    /// Which of the benchmark's keys marked it (0: the public benchmark key).
+    key: u32,
     width: u32,
     height: u32,
     luma_psnr: f64,
@@ -143,6 +151,15 @@ fn bench_key(name: &str) -> Key {
     ))
 }
 
+/// The `index`th key the benchmark marks with: the public benchmark key
+/// first, so that a one-key run is the benchmark as it always was.
+fn marking_key(index: u32) -> Key {
+    match index {
+        0 => bench_key("mark"),
+        n => bench_key(&format!("mark {n}")),
+    }
+}
+
 fn payload_for(index: usize) -> Payload {
     Payload::new(0x7a77_1e00_0000_0000 ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
@@ -189,6 +206,7 @@ fn select_attacks(names: &Option<Vec<String>>) -> Result<Vec<Chain>> {
 }
 
 struct Rig {
+    key: u32,
     embed: tattle_embed::Embedder,
     detect: Detector,
     wrong_key: Detector,
@@ -239,6 +257,7 @@ fn bench_image(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        key: rig.key,
         width: original.width(),
         height: original.height(),
         luma_psnr: metrics::luma_psnr(&original, &marked),
@@ -260,20 +279,30 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     let attacks = select_attacks(&args.attacks)?;
     let paths = image_paths(&args.images)?;
-    let rig = Rig {
-        embed: EmbedOptions::default()
-            .strength(args.strength)
-            .build(&bench_key("mark"))?,
-        detect: DetectOptions::default().build(&bench_key("mark"))?,
-        wrong_key: DetectOptions::default().build(&bench_key("another studio"))?,
-    };
-    let bar = crate::report::progress_bar(paths.len() * attacks.len(), "attacked images", args.json);
+    let wrong_key = DetectOptions::default().build(&bench_key("another studio"))?;
+    let bar = crate::report::progress_bar(
+        paths.len() * attacks.len() * args.keys as usize,
+        "attacked images",
+        args.json,
+    );
     let started = Instant::now();
-    let reports: Vec<Result<ImageReport>> = paths
-        .par_iter()
-        .enumerate()
-        .map(|(i, p)| bench_image(&rig, p, i, &attacks, &bar))
-        .collect();
+    let mut reports: Vec<Result<ImageReport>> = Vec::new();
+    for key in 0..args.keys {
+        let rig = Rig {
+            key,
+            embed: EmbedOptions::default()
+                .strength(args.strength)
+                .build(&marking_key(key))?,
+            detect: DetectOptions::default().build(&marking_key(key))?,
+            wrong_key: wrong_key.clone(),
+        };
+        reports.par_extend(
+            paths
+                .par_iter()
+                .enumerate()
+                .map(|(i, p)| bench_image(&rig, p, i, &attacks, &bar)),
+        );
+    }
     bar.finish_and_clear();
     let mut ok = Vec::new();
     let mut failures = 0;
@@ -286,7 +315,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             }
         }
     }
-    let summary = Summary::new(&ok, &attacks, started.elapsed().as_secs_f64());
+    let summary = Summary::new(&ok, &attacks, args.keys, started.elapsed().as_secs_f64());
     if args.json {
         for r in &ok {
             println!("{}", serde_json::to_string(r)?);
@@ -308,7 +337,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 
 #[derive(Serialize)]
 struct Summary {
+    /// Images marked and attacked, under every key.
     images: usize,
+    keys: u32,
     rows: Vec<(String, Tally)>,
     luma_psnr_mean_min: (f64, f64),
     rgb_psnr_mean_min: (f64, f64),
@@ -319,7 +350,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn new(reports: &[ImageReport], attacks: &[Chain], wall_seconds: f64) -> Self {
+    fn new(reports: &[ImageReport], attacks: &[Chain], keys: u32, wall_seconds: f64) -> Self {
         let rows = attacks
             .iter()
             .map(|a| {
@@ -337,7 +368,8 @@ impl Summary {
         let field = |f: fn(&ImageReport) -> f64| reports.iter().map(f).collect::<Vec<_>>();
         let mp = |r: &ImageReport| f64::from(r.width) * f64::from(r.height) / 1e6;
         Self {
-            images: reports.len(),
+            images: reports.len() / keys.max(1) as usize,
+            keys,
             rows,
             luma_psnr_mean_min: mean_min(&field(|r| r.luma_psnr)),
             rgb_psnr_mean_min: mean_min(&field(|r| r.rgb_psnr)),
@@ -354,8 +386,12 @@ impl Summary {
 
     fn markdown(&self, reports: &[ImageReport], args: &BenchArgs) -> String {
         let mut s = String::new();
+        let keys = match self.keys {
+            1 => String::new(),
+            n => format!(", each marked with {n} keys"),
+        };
         s += &format!(
-            "## Robustness ({} images from `{}`, strength {})\n\n",
+            "## Robustness ({} images from `{}`{keys}, strength {})\n\n",
             self.images,
             args.images.display(),
             args.strength
@@ -385,8 +421,12 @@ impl Summary {
         s += "\n| image | size | luma PSNR | RGB PSNR | SSIM | exact after all attacks |\n|---|---|---:|---:|---:|---:|\n";
         for r in reports {
             let exact = r.outcomes.iter().filter(|o| o.exact).count();
+            let key = match self.keys {
+                1 => String::new(),
+                _ => format!(" (key {})", r.key),
+            };
             s += &format!(
-                "| {} | {}x{} | {:.2} | {:.2} | {:.4} | {}/{} |\n",
+                "| {}{key} | {}x{} | {:.2} | {:.2} | {:.4} | {}/{} |\n",
                 r.image,
                 r.width,
                 r.height,
