@@ -337,7 +337,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 
 #[derive(Serialize)]
 struct Summary {
-    /// Images marked and attacked, under every key.
+    /// Distinct images marked and attacked (each under every key).
     images: usize,
     keys: u32,
     rows: Vec<(String, Tally)>,
@@ -368,7 +368,11 @@ impl Summary {
         let field = |f: fn(&ImageReport) -> f64| reports.iter().map(f).collect::<Vec<_>>();
         let mp = |r: &ImageReport| f64::from(r.width) * f64::from(r.height) / 1e6;
         Self {
-            images: reports.len() / keys.max(1) as usize,
+            images: reports
+                .iter()
+                .map(|r| &r.image)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
             keys,
             rows,
             luma_psnr_mean_min: mean_min(&field(|r| r.luma_psnr)),
