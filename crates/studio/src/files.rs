@@ -4,7 +4,7 @@ use std::io::{Seek, Write};
 use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{ColorType, DynamicImage, ImageFormat, ImageReader};
 use sha2::{Digest, Sha256};
 use tattle_core::plane::view_transform;
 
@@ -206,7 +206,17 @@ pub fn encode_into<W: Write + Seek>(
             if format == ImageFormat::Png {
                 image.write_with_encoder(with_profile(PngEncoder::new(&mut out), icc))
             } else {
-                image.write_with_encoder(with_profile(TiffEncoder::new(&mut out), icc))
+                // The TIFF encoder has no grey + alpha: such images go out
+                // as RGBA, the grey in all three channels, every sample kept.
+                let widened = match image.color() {
+                    ColorType::La8 => Some(DynamicImage::ImageRgba8(image.to_rgba8())),
+                    ColorType::La16 => Some(DynamicImage::ImageRgba16(image.to_rgba16())),
+                    _ => None,
+                };
+                widened
+                    .as_ref()
+                    .unwrap_or(image)
+                    .write_with_encoder(with_profile(TiffEncoder::new(&mut out), icc))
             }
         }
     };

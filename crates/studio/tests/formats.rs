@@ -99,6 +99,39 @@ fn every_format_and_layout_round_trips_with_its_mark_type_and_alpha() {
 }
 
 #[test]
+fn grey_with_alpha_goes_to_tiff_as_rgba_with_every_sample_kept() {
+    let key = Key::from_bytes([33; 32]);
+    let embedder = EmbedOptions::default().build(&key).unwrap();
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let src = source();
+    for (name, image, widened) in [
+        (
+            "gray-alpha8",
+            DynamicImage::ImageLumaA8(src.to_luma_alpha8()),
+            ColorType::Rgba8,
+        ),
+        (
+            "gray-alpha16",
+            DynamicImage::ImageLumaA16(src.to_luma_alpha16()),
+            ColorType::Rgba16,
+        ),
+    ] {
+        let payload = Payload::new(0x7171_0000_0000_0000 | u64::from(image.color().bytes_per_pixel()));
+        let marked = embedder.embed(&image, payload).unwrap();
+        let path = Path::new("out.tif");
+        let back = files::decode_image(path, &files::encode(&marked, path, 95).unwrap()).unwrap();
+        assert_eq!(back.color(), widened, "{name}");
+        let (sent, got) = (marked.to_rgba16(), back.to_rgba16());
+        for (s, g) in sent.pixels().zip(got.pixels()) {
+            assert_eq!(s, g, "{name}: a sample changed");
+            assert!(g[0] == g[1] && g[1] == g[2], "{name}: not grey");
+        }
+        let d = detector.detect(&back).unwrap();
+        assert_eq!(d.payload, Some(payload), "{name}: {d:?}");
+    }
+}
+
+#[test]
 fn a_16_bit_mark_survives_reduction_to_8_bits_and_jpeg_75() {
     let key = Key::from_bytes([32; 32]);
     let payload = Payload::new(0x1616_0000_0000_0016);
