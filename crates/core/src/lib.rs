@@ -44,6 +44,7 @@ pub mod payload;
 pub mod plane;
 pub mod prng;
 pub mod recipient;
+pub mod scratch;
 pub mod stats;
 
 pub use error::{Error, Result};

@@ -24,11 +24,14 @@
 //! from the image it is given and weigh each block by how much mark it can
 //! hold.
 
+use std::cell::RefCell;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::fast_math::{exp2, exp_precise, log2, log2_precise, nearest_whole};
 use crate::plane::{box_mean, box_mean_of, BoxFilter, LumaSource, Plane, BAND_ROWS};
+use crate::scratch::with_local;
 
 /// Parameters of the perceptual mask. The defaults were tuned on the
 /// development corpus for invisibility at the default strength.
@@ -175,10 +178,12 @@ pub fn perceptual_mask_into<S: Send, T: Send>(
     storage
         .par_chunks_mut(BAND_ROWS * width)
         .enumerate()
-        .map_init(MaskScratch::default, |scratch, (band, stored)| {
-            let first = band * BAND_ROWS;
-            let (luma, mask) = masker.band(first, stored.len() / width, scratch);
-            per_band(first, luma, mask, stored)
+        .map(|(band, stored)| {
+            with_local(&MASK_SCRATCH, |scratch| {
+                let first = band * BAND_ROWS;
+                let (luma, mask) = masker.band(first, stored.len() / width, scratch);
+                per_band(first, luma, mask, stored)
+            })
         })
         .collect()
 }
@@ -211,10 +216,12 @@ pub fn perceptual_mask_bands<T: Send>(
     let masker = BandMasker::new(width, height, &luma_rows, params);
     (0..height.div_ceil(BAND_ROWS))
         .into_par_iter()
-        .map_init(MaskScratch::default, |scratch, band| {
-            let first = band * BAND_ROWS;
-            let (luma, mask) = masker.band(first, BAND_ROWS.min(height - first), scratch);
-            per_band(first, luma, mask)
+        .map(|band| {
+            with_local(&MASK_SCRATCH, |scratch| {
+                let first = band * BAND_ROWS;
+                let (luma, mask) = masker.band(first, BAND_ROWS.min(height - first), scratch);
+                per_band(first, luma, mask)
+            })
         })
         .collect()
 }
@@ -234,6 +241,10 @@ struct MaskScratch {
     mean: Vec<f32>,
     boxes: Vec<f32>,
     mask: Vec<f32>,
+}
+
+thread_local! {
+    static MASK_SCRATCH: RefCell<MaskScratch> = RefCell::new(MaskScratch::default());
 }
 
 impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
@@ -481,12 +492,15 @@ pub fn estimate_noise_sigma_of_rows(
     // some 100,000 details at 1080p) and spare a pass over the image.
     let bands = height.div_ceil(BAND_ROWS);
     let stride = (bands / NOISE_BANDS_AT_LEAST).clamp(1, 4);
-    let counts = (0..bands)
-        .into_par_iter()
-        .filter(|band| band % stride == 0)
-        .fold(
-            || (vec![0u32; 1 << 16], Vec::new()),
-            |(mut counts, mut luma), band| {
+    let read: Vec<usize> = (0..bands).step_by(stride).collect();
+    // One histogram per worker, not one per task rayon splits off: each is
+    // 256 KiB to clear.
+    let per_worker = read.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let counts = read
+        .par_chunks(per_worker)
+        .map(|bands| {
+            let (mut counts, mut luma) = (vec![0u32; 1 << 16], Vec::new());
+            for &band in bands {
                 let first = band * BAND_ROWS;
                 luma.resize(BAND_ROWS.min(height - first) * width, 0.0);
                 luma_rows(first, &mut luma);
@@ -495,10 +509,9 @@ pub fn estimate_noise_sigma_of_rows(
                         *c += 1;
                     }
                 });
-                (counts, luma)
-            },
-        )
-        .map(|(counts, _)| counts)
+            }
+            counts
+        })
         .reduce(
             || vec![0u32; 1 << 16],
             |mut a, b| {

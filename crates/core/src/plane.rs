@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fast_math::{exp_precise, floor_small, ln_precise, pow_precise};
+use crate::scratch::{with_local, ROWS};
 
 /// A plane of `f32` values, indexed `[[row, column]]`.
 pub type Plane = Array2<f32>;
@@ -68,6 +69,21 @@ trait Sample: Copy {
                 let (l, h) = Self::level_range(px.get(..color_channels).unwrap_or(px));
                 (lo.min(l), hi.max(h))
             })
+    }
+    /// Clamps each pixel's change to its headroom (see [`headroom_of`]):
+    /// `delta` holds one change per pixel of `samples`.
+    #[inline(always)]
+    fn clamp_changes(delta: &mut [f32], samples: &[Self], channels: usize, color_channels: usize) {
+        clamp_pixel_by_pixel(delta, samples, channels, color_channels);
+    }
+}
+
+/// [`Sample::clamp_changes`] for any layout, one pixel at a time.
+#[inline(always)]
+fn clamp_pixel_by_pixel<S: Sample>(delta: &mut [f32], samples: &[S], channels: usize, color_channels: usize) {
+    for (d, px) in delta.iter_mut().zip(samples.chunks_exact(channels)) {
+        let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
+        *d = d.clamp(-down, up);
     }
 }
 
@@ -147,6 +163,42 @@ impl Sample for u8 {
                     }
                 }
             }
+        }
+    }
+    #[inline(always)]
+    fn clamp_changes(delta: &mut [f32], samples: &[Self], channels: usize, color_channels: usize) {
+        match (channels, color_channels) {
+            (3, 3) => clamp_u8_changes::<3, 3>(delta, samples),
+            (4, 3) => clamp_u8_changes::<4, 3>(delta, samples),
+            (1, 1) => clamp_u8_changes::<1, 1>(delta, samples),
+            (2, 1) => clamp_u8_changes::<2, 1>(delta, samples),
+            _ => clamp_pixel_by_pixel(delta, samples, channels, color_channels),
+        }
+    }
+}
+
+/// [`Sample::clamp_changes`] of 8-bit pixels of `CHANNELS` samples, the
+/// first `COLOUR` of them colour, a run at a time: the headrooms of the
+/// run are found on bytes first, then the changes are clamped in one flat
+/// loop of float comparisons, which the compiler vectorises.
+#[inline(always)]
+fn clamp_u8_changes<const CHANNELS: usize, const COLOUR: usize>(delta: &mut [f32], samples: &[u8]) {
+    let runs = delta
+        .chunks_mut(HEADROOM_RUN)
+        .zip(samples.chunks(HEADROOM_RUN * CHANNELS));
+    for (changes, pixels) in runs {
+        let (mut down, mut up) = ([0.0f32; HEADROOM_RUN], [0.0f32; HEADROOM_RUN]);
+        for ((down, up), px) in down.iter_mut().zip(&mut up).zip(pixels.chunks_exact(CHANNELS)) {
+            let colour = px.get(..COLOUR).unwrap_or(px);
+            let lo = colour.iter().fold(u8::MAX, |lo, &s| lo.min(s));
+            let hi = colour.iter().fold(u8::MIN, |hi, &s| hi.max(s));
+            *down = -f32::from(lo);
+            *up = 255.0 - f32::from(hi);
+        }
+        // The bounds never cross (down ≤ 0 ≤ up), so this is `clamp`,
+        // spelled as the vector max and min it compiles to.
+        for ((d, down), up) in changes.iter_mut().zip(&down).zip(&up) {
+            *d = d.max(*down).min(*up);
         }
     }
 }
@@ -415,11 +467,7 @@ pub fn clamp_to_headroom(image: &DynamicImage, first_row: usize, delta: &mut [f3
 /// Clamps each pixel's change to its headroom.
 #[inline(always)]
 fn clamp_pixels<S: Sample>(delta: &mut [f32], samples: &[S], channels: usize, color: bool) {
-    let color_channels = if color { 3 } else { 1 };
-    for (d, px) in delta.iter_mut().zip(samples.chunks_exact(channels)) {
-        let (down, up) = headroom_of(px.get(..color_channels).unwrap_or(px));
-        *d = d.clamp(-down, up);
-    }
+    S::clamp_changes(delta, samples, channels, if color { 3 } else { 1 });
 }
 
 /// Pixels per run of a row that share one headroom floor (see
@@ -777,7 +825,8 @@ pub fn add_luma_delta(image: &mut DynamicImage, delta: &Plane) -> Result<()> {
 
 /// Adds a luma change that is never stored whole: `delta_rows(first_row,
 /// out)` writes the change of the image's rows from `first_row` on into
-/// `out` (whole rows, at most [`BAND_ROWS`]). Each pixel's change is first
+/// `out` (whole rows, at most [`BAND_ROWS`]; it must write every value, as
+/// `out` holds what an earlier band left). Each pixel's change is first
 /// clamped to its headroom (as [`clamp_to_headroom`] does), then
 /// multiplied by `scale`. Bands run in parallel; pixel type, bit depth and
 /// alpha are kept.
@@ -801,10 +850,12 @@ pub fn add_luma_by_rows(
         samples
             .par_chunks_mut(band_samples)
             .enumerate()
-            .for_each_init(Vec::new, |delta, (band, samples)| {
-                delta.resize(samples.len() / channels, 0.0);
-                delta_rows(band * BAND_ROWS, delta);
-                add_luma(samples, channels, color, delta, scale);
+            .for_each(|(band, samples)| {
+                with_local(&ROWS, |delta| {
+                    let delta = delta.exactly(samples.len() / channels);
+                    delta_rows(band * BAND_ROWS, delta);
+                    add_luma(samples, channels, color, delta, scale);
+                })
             });
         Ok(())
     }, other => Err(Error::UnsupportedLayout(format!("{:?}", other.color()))))
@@ -1261,6 +1312,45 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn eight_bit_clamping_is_each_pixels_headroom() {
+        // The 8-bit layouts have loops of their own; each change must end
+        // within its pixel's darkest and brightest colour sample, as read
+        // here from the pixels themselves. 37 pixels a row: two whole runs
+        // and a short one.
+        let level =
+            |x: u32, y: u32, c: u32| ((x * 37 + y * 101 + c * 59).wrapping_mul(2654435761) >> 24) as u8;
+        let rgba = ImageBuffer::from_fn(37, 5, |x, y| {
+            image::Rgba([level(x, y, 0), level(x, y, 1), level(x, y, 2), level(x, y, 3)])
+        });
+        let rgba = DynamicImage::ImageRgba8(rgba);
+        let images = [
+            DynamicImage::ImageRgb8(rgba.to_rgb8()),
+            rgba.clone(),
+            DynamicImage::ImageLuma8(ImageBuffer::from_fn(37, 5, |x, y| Luma([level(x, y, 1)]))),
+            DynamicImage::ImageLumaA8(ImageBuffer::from_fn(37, 5, |x, y| {
+                image::LumaA([level(x, y, 1), level(x, y, 0)])
+            })),
+        ];
+        let change: Vec<f32> = (0..4 * 37)
+            .map(|i| 60.0 * (((i * 7919) % 23) as f32 / 11.0 - 1.0))
+            .collect();
+        for image in &images {
+            let colour = if image.color().has_color() { 3 } else { 1 };
+            let mut got = change.clone();
+            clamp_to_headroom(image, 1, &mut got);
+            let samples = image.as_bytes();
+            let channels = usize::from(image.color().channel_count());
+            for (i, (got, d)) in got.iter().zip(&change).enumerate() {
+                let px = &samples[(37 + i) * channels..][..colour];
+                let lo = f32::from(*px.iter().min().unwrap());
+                let hi = f32::from(*px.iter().max().unwrap());
+                assert_eq!(*got, d.clamp(-lo, 255.0 - hi), "{:?} pixel {i}", image.color());
+            }
+            assert_ne!(got, change, "{:?}: nothing clipped", image.color());
         }
     }
 

@@ -42,6 +42,7 @@ use tattle_core::mask::{mse_at_psnr, perceptual_mask_into, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
 use tattle_core::plane::{add_luma_by_rows, floors_per_row, LumaSource, Plane, BAND_ROWS};
+use tattle_core::scratch::{with_local, ROWS};
 use tattle_core::{code, Error};
 
 pub use tattle_core::{Key, Payload, Recipient, Result};
@@ -217,33 +218,35 @@ impl Embedder {
             &mut mask,
             |first_row, luma, mask, quantised| {
                 mask_step.quantise(mask, quantised);
-                let mut plain = vec![0.0f32; mask.len()];
-                spread_rows(quantised, mask_step, w, first_row, &tile, amplitude, &mut plain);
-                let energy = sum_of_squares(&plain);
-                let measured = informed.then(|| {
-                    let means = ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
-                        .map(|rows| block_means(&rows))
-                        .unwrap_or_default();
-                    let host_bands = BlockBands::of_slice_masked(luma, w, &means);
-                    // Measurement is linear with fixed gains, and a block's
-                    // gain depends on that block alone: the plain mark and
-                    // the host are measured here, band by band, and never
-                    // transformed again.
-                    let gains = BlockGains::from_bands(&host_bands, &means);
-                    let block_row = first_row / BLOCK;
-                    let plain = Observation::measure_bands_part(
-                        &BlockBands::of_slice_masked(&plain, w, &means),
-                        &gains,
-                        block_row,
-                    );
-                    let host = Observation::measure_bands_part(&host_bands, &gains, block_row);
-                    (host_bands, means, plain, host)
-                });
-                // Where the band's pixels are far from clipping, the later
-                // passes need not read them again to clamp the mark.
-                let mut floors = vec![0.0f32; mask.len() / w * floors_per_row(w)];
-                host.headroom_floors(first_row, &mut floors);
-                (energy, measured, floors)
+                with_local(&ROWS, |plain| {
+                    let plain = plain.exactly(mask.len());
+                    spread_rows(quantised, mask_step, w, first_row, &tile, amplitude, plain);
+                    let energy = sum_of_squares(plain);
+                    let measured = informed.then(|| {
+                        let means = ndarray::ArrayView2::from_shape((mask.len() / w, w), mask)
+                            .map(|rows| block_means(&rows))
+                            .unwrap_or_default();
+                        let host_bands = BlockBands::of_slice_masked(luma, w, &means);
+                        // Measurement is linear with fixed gains, and a block's
+                        // gain depends on that block alone: the plain mark and
+                        // the host are measured here, band by band, and never
+                        // transformed again.
+                        let gains = BlockGains::from_bands(&host_bands, &means);
+                        let block_row = first_row / BLOCK;
+                        let plain = Observation::measure_bands_part(
+                            &BlockBands::of_slice_masked(plain, w, &means),
+                            &gains,
+                            block_row,
+                        );
+                        let host = Observation::measure_bands_part(&host_bands, &gains, block_row);
+                        (host_bands, means, plain, host)
+                    });
+                    // Where the band's pixels are far from clipping, the later
+                    // passes need not read them again to clamp the mark.
+                    let mut floors = vec![0.0f32; mask.len() / w * floors_per_row(w)];
+                    host.headroom_floors(first_row, &mut floors);
+                    (energy, measured, floors)
+                })
             },
         );
         let mut plain_energy = 0.0f64;
@@ -392,15 +395,17 @@ impl Mark {
         let parts: Vec<Observation> = host_parts
             .par_iter()
             .enumerate()
-            .map_init(Vec::new, |rows, (band, (host_bands, means))| {
-                let first_row = band * BAND_ROWS;
-                rows.resize(means.len() / (w / BLOCK).max(1) * BLOCK * w, 0.0);
-                self.rows(first_row, rows);
-                self.clamp(host, band, rows);
-                let mut marked = BlockBands::of_slice_masked(rows, w, means);
-                marked.add(host_bands);
-                let gains = BlockGains::from_bands(&marked, means);
-                Observation::measure_bands_robust_part(&marked, &gains, first_row / BLOCK)
+            .map(|(band, (host_bands, means))| {
+                with_local(&ROWS, |rows| {
+                    let first_row = band * BAND_ROWS;
+                    let rows = rows.exactly(means.len() / (w / BLOCK).max(1) * BLOCK * w);
+                    self.rows(first_row, rows);
+                    self.clamp(host, band, rows);
+                    let mut marked = BlockBands::of_slice_masked(rows, w, means);
+                    marked.add(host_bands);
+                    let gains = BlockGains::from_bands(&marked, means);
+                    Observation::measure_bands_robust_part(&marked, &gains, first_row / BLOCK)
+                })
             })
             .collect();
         Observation::sum(parts)
@@ -414,12 +419,14 @@ impl Mark {
         let h = self.mask.len() / w.max(1);
         let band_sums: Vec<f64> = (0..h.div_ceil(BAND_ROWS))
             .into_par_iter()
-            .map_init(Vec::new, |rows, band| {
-                let first_row = band * BAND_ROWS;
-                rows.resize(BAND_ROWS.min(h - first_row) * w, 0.0);
-                self.rows(first_row, rows);
-                self.clamp(host, band, rows);
-                sum_of_squares(rows)
+            .map(|band| {
+                with_local(&ROWS, |rows| {
+                    let first_row = band * BAND_ROWS;
+                    let rows = rows.exactly(BAND_ROWS.min(h - first_row) * w);
+                    self.rows(first_row, rows);
+                    self.clamp(host, band, rows);
+                    sum_of_squares(rows)
+                })
             })
             .collect();
         (band_sums.iter().sum::<f64>() / (h * w).max(1) as f64) as f32
