@@ -567,9 +567,17 @@ fn largest_magnitude(values: &[f32]) -> f32 {
 }
 
 /// Adds `scale` times a luma change, clamped to each pixel's headroom, to
-/// the samples of whole pixels.
+/// the samples of whole rows `width` pixels wide. `floors`, when given,
+/// holds the rows' headroom floors (see [`LumaSource::headroom_floors`]),
+/// which spares finding them again.
 #[multiversion(targets("x86_64+avx2"))]
-fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &[f32], scale: f32) {
+fn add_luma<S: Sample>(
+    samples: &mut [S],
+    (channels, color, width): (usize, bool, usize),
+    delta: &[f32],
+    scale: f32,
+    floors: Option<&[f32]>,
+) {
     let color_channels = if color { 3 } else { 1 };
     if !S::CHEAP_LEVELS {
         return add_luma_clamped(samples, channels, color_channels, delta, scale);
@@ -579,20 +587,42 @@ fn add_luma<S: Sample>(samples: &mut [S], channels: usize, color: bool, delta: &
     // skip the clamp. A run whose every change rounds to no step at all
     // (flat colour, where the mask is 0) is not even read.
     let reach = scale.abs().max(1.0);
-    let runs = samples
-        .chunks_mut(HEADROOM_RUN * channels)
-        .zip(delta.chunks(HEADROOM_RUN));
-    for (run, changes) in runs {
-        let largest = largest_magnitude(changes);
-        // Clamping only shrinks a change, and rounding is monotonic: the
-        // largest change decides for the whole run.
-        if largest * scale.abs() * S::STEPS_PER_LEVEL < 0.5 {
-            continue;
-        }
-        if largest * reach <= run_floor(run, channels, color_channels) {
-            S::shift_run(run, channels, color_channels, changes, scale);
-        } else {
-            add_luma_clamped(run, channels, color_channels, changes, scale);
+    let width = width.max(1);
+    let runs_per_row = floors_per_row(width);
+    let rows = samples.chunks_mut(width * channels).zip(delta.chunks(width));
+    for (y, (row, row_changes)) in rows.enumerate() {
+        let row_floors = floors
+            .and_then(|floors| floors.get(y * runs_per_row..(y + 1) * runs_per_row))
+            .unwrap_or_default();
+        let runs = row
+            .chunks_mut(HEADROOM_RUN * channels)
+            .zip(row_changes.chunks(HEADROOM_RUN));
+        for (i, (run, changes)) in runs.enumerate() {
+            let largest = largest_magnitude(changes);
+            // Clamping only shrinks a change, and rounding is monotonic: the
+            // largest change decides for the whole run.
+            if largest * scale.abs() * S::STEPS_PER_LEVEL < 0.5 {
+                continue;
+            }
+            let floor = match row_floors.get(i) {
+                Some(&floor) => floor,
+                None => run_floor(run, channels, color_channels),
+            };
+            if largest * reach <= floor {
+                S::shift_run(run, channels, color_channels, changes, scale);
+            } else if (0.0..=1.0).contains(&scale) {
+                // A change clamped to its pixel's headroom still fits it
+                // once shrunk by the scale, and rounds to a step that fits
+                // too (the headrooms are whole steps): clamp the run, then
+                // shift it with the run's own loop.
+                let mut clamped = [0.0f32; HEADROOM_RUN];
+                let clamped = clamped.get_mut(..changes.len()).unwrap_or_default();
+                clamped.copy_from_slice(changes);
+                S::clamp_changes(clamped, run, channels, color_channels);
+                S::shift_run(run, channels, color_channels, clamped, scale);
+            } else {
+                add_luma_clamped(run, channels, color_channels, changes, scale);
+            }
         }
     }
 }
@@ -843,6 +873,32 @@ pub fn add_luma_by_rows(
     scale: f32,
     delta_rows: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Result<()> {
+    add_luma_by_bands(image, scale, &[], delta_rows)
+}
+
+/// [`add_luma_by_rows`] given the image's headroom floors, band by band:
+/// `floors[b]` holds those of band `b` (rows `b × BAND_ROWS` on), as
+/// [`LumaSource::headroom_floors`] wrote them for this very image. Bands
+/// without floors have theirs found again. Same result, without reading
+/// the extremes of every run again.
+///
+/// ```
+/// use image::{DynamicImage, Rgb, RgbImage};
+/// use tattle_core::plane::{add_luma_by_bands, add_luma_by_rows, floors_per_row, LumaSource};
+/// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(40, 3, |x, y| Rgb([(x * 6) as u8, 200, (y * 90) as u8])));
+/// let mut floors = vec![0.0; 3 * floors_per_row(40)];
+/// LumaSource::Image(&img).headroom_floors(0, &mut floors);
+/// let (mut a, mut b) = (img.clone(), img);
+/// add_luma_by_rows(&mut a, 0.8, |_, out| out.fill(9.0)).unwrap();
+/// add_luma_by_bands(&mut b, 0.8, &[floors], |_, out| out.fill(9.0)).unwrap();
+/// assert_eq!(a, b);
+/// ```
+pub fn add_luma_by_bands(
+    image: &mut DynamicImage,
+    scale: f32,
+    floors: &[Vec<f32>],
+    delta_rows: impl Fn(usize, &mut [f32]) + Sync,
+) -> Result<()> {
     let width = image.width() as usize;
     with_samples!(image, |samples, channels, color| {
         let band_samples = BAND_ROWS * width.max(1) * channels;
@@ -854,7 +910,8 @@ pub fn add_luma_by_rows(
                 with_local(&ROWS, |delta| {
                     let delta = delta.exactly(samples.len() / channels);
                     delta_rows(band * BAND_ROWS, delta);
-                    add_luma(samples, channels, color, delta, scale);
+                    let floors = floors.get(band).map(Vec::as_slice);
+                    add_luma(samples, (channels, color, width), delta, scale, floors);
                 })
             });
         Ok(())
@@ -989,6 +1046,12 @@ fn box_band<F: Fn(f32) -> f32>(
         let rows = horizontal
             .get((lo - reach_lo) * w..(hi - reach_lo) * w)
             .unwrap_or_default();
+        let inverse_height = 1.0 / (hi - lo) as f32;
+        if hi - lo == 5 {
+            let row = |i: usize| rows.get(i * w..(i + 1) * w).unwrap_or_default();
+            sum_of_five(row_out, [row(0), row(1), row(2), row(3), row(4)], inverse_height);
+            continue;
+        }
         let mut rows = rows.chunks_exact(w);
         match rows.next() {
             Some(top) => row_out.copy_from_slice(top),
@@ -999,8 +1062,18 @@ fn box_band<F: Fn(f32) -> f32>(
                 *o += v;
             }
         }
-        let inverse_height = 1.0 / (hi - lo) as f32;
         row_out.iter_mut().for_each(|o| *o *= inverse_height);
+    }
+}
+
+/// `((((a + b) + c) + d) + e) × scale`, element by element, in one loop:
+/// the window of the default radius (2), added in the same order as
+/// the general loops do, so with the same bits.
+#[inline(always)]
+fn sum_of_five(out: &mut [f32], [a, b, c, d, e]: [&[f32]; 5], scale: f32) {
+    let terms = a.iter().zip(b).zip(c).zip(d).zip(e);
+    for (o, ((((a, b), c), d), e)) in out.iter_mut().zip(terms) {
+        *o = ((((a + b) + c) + d) + e) * scale;
     }
 }
 
@@ -1023,14 +1096,23 @@ impl BoxFilter {
         // whole window, in loops the compiler vectorises.
         let (head, rest) = row_out.split_at_mut(radius);
         let (interior, tail) = rest.split_at_mut(w - 2 * radius);
-        interior.iter_mut().zip(row_in).for_each(|(o, v)| *o = *v);
-        for offset in 1..span {
-            for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
-                *o += v;
-            }
-        }
         let inverse = 1.0 / span as f32;
-        interior.iter_mut().for_each(|o| *o *= inverse);
+        if span == 5 {
+            let shifted = |offset: usize| row_in.get(offset..).unwrap_or_default();
+            sum_of_five(
+                interior,
+                [shifted(0), shifted(1), shifted(2), shifted(3), shifted(4)],
+                inverse,
+            );
+        } else {
+            interior.iter_mut().zip(row_in).for_each(|(o, v)| *o = *v);
+            for offset in 1..span {
+                for (o, v) in interior.iter_mut().zip(row_in.iter().skip(offset)) {
+                    *o += v;
+                }
+            }
+            interior.iter_mut().for_each(|o| *o *= inverse);
+        }
         head.iter_mut().enumerate().for_each(|(x, out)| border(x, out));
         let tail_start = w - radius;
         tail.iter_mut()
@@ -1044,10 +1126,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn box_means_add_left_to_right_then_top_to_bottom() {
+        // Exactly, bit for bit: the mask (and so the marked bytes) depends
+        // on the order of the additions, whichever loop a radius takes.
+        let p = Plane::from_shape_fn((77, 45), |(y, x)| {
+            ((y * 7919 + x * 104_729) % 1000) as f32 * 0.0137 + 0.3
+        });
+        let (h, w) = p.dim();
+        for radius in 0..=4 {
+            let window = |i: usize, n: usize| (i.saturating_sub(radius), (i + radius + 1).min(n));
+            let mapped = |v: f32| (v - 7.0) * (v - 7.0);
+            let horizontal = Plane::from_shape_fn((h, w), |(y, x)| {
+                let (lo, hi) = window(x, w);
+                let sum = (lo + 1..hi).fold(mapped(p[[y, lo]]), |sum, k| sum + mapped(p[[y, k]]));
+                sum * (1.0 / (hi - lo) as f32)
+            });
+            let expected = Plane::from_shape_fn((h, w), |(y, x)| {
+                let (lo, hi) = window(y, h);
+                let sum = (lo + 1..hi).fold(horizontal[[lo, x]], |sum, k| sum + horizontal[[k, x]]);
+                sum * (1.0 / (hi - lo) as f32)
+            });
+            assert_eq!(box_mean_of(&p, radius, mapped), expected, "radius {radius}");
+        }
+    }
+
+    #[test]
     fn banded_box_means_equal_the_plain_sums() {
         // Taller than several bands, odd sizes, a radius reaching across band edges.
         let p = Plane::from_shape_fn((101, 37), |(y, x)| ((y * 31 + x * 17) % 23) as f32 - 7.5);
-        for radius in [0, 1, 3] {
+        for radius in [0, 1, 2, 3] {
             let mapped = box_mean_of(&p, radius, |v| v * v);
             for ((y, x), &m) in mapped.indexed_iter() {
                 let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(101));
@@ -1097,12 +1204,18 @@ mod tests {
             ] {
                 let width = image.width() as usize;
                 let mut marked = image.clone();
-                add_luma_by_rows(&mut marked, scale, |first, out| {
+                let changes = |first: usize, out: &mut [f32]| {
                     out.iter_mut()
                         .enumerate()
                         .for_each(|(i, d)| *d = change(first * width + i));
-                })
-                .unwrap();
+                };
+                add_luma_by_rows(&mut marked, scale, changes).unwrap();
+                // The same given the floors the image has.
+                let mut floors = vec![0.0; 9 * floors_per_row(width)];
+                LumaSource::Image(&image).headroom_floors(0, &mut floors);
+                let mut within_floors = image.clone();
+                add_luma_by_bands(&mut within_floors, scale, &[floors], changes).unwrap();
+                assert_eq!(within_floors, marked, "scale {scale}");
                 let (before, after) = (image.to_rgba8(), marked.to_rgba8());
                 for (i, (b, a)) in before.pixels().zip(after.pixels()).enumerate() {
                     let (lo, hi) = (b[0].min(b[1]).min(b[2]), b[0].max(b[1]).max(b[2]));

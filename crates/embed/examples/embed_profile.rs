@@ -1,5 +1,6 @@
-//! Marks one 1920x1080 textured frame repeatedly, for profilers
-//! (`perf record ./target/release/examples/embed_profile`).
+//! Marks one 1920x1080 textured frame (or the image given after the
+//! number of rounds) repeatedly, for profilers
+//! (`perf record ./target/release/examples/embed_profile [ROUNDS [IMAGE]]`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use image::{DynamicImage, RgbImage};
 use tattle_embed::{EmbedOptions, Key, Payload};
@@ -11,12 +12,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(10, |a| a.parse().unwrap());
-    let img = DynamicImage::ImageRgb8(RgbImage::from_fn(1920, 1080, |x, y| {
-        let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7;
-        let base = (128.0 + 60.0 * ((x as f32 * 0.05).sin() * (y as f32 * 0.031).cos())) as u32;
-        let v = (base + h % 40).min(255) as u8;
-        image::Rgb([v, v / 2, 200 - v / 2])
-    }));
+    let img = match std::env::args().nth(2) {
+        Some(path) => image::open(&path).unwrap(),
+        None => DynamicImage::ImageRgb8(RgbImage::from_fn(1920, 1080, |x, y| {
+            let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7;
+            let base = (128.0 + 60.0 * ((x as f32 * 0.05).sin() * (y as f32 * 0.031).cos())) as u32;
+            let v = (base + h % 40).min(255) as u8;
+            image::Rgb([v, v / 2, 200 - v / 2])
+        })),
+    };
     let embedder = EmbedOptions::default().build(&Key::from_bytes([5; 32])).unwrap();
     let start = std::time::Instant::now();
     for i in 0..rounds {
@@ -26,6 +30,6 @@ fn main() {
     println!(
         "embed: {:.1} ms per frame, {:.1} MP/s",
         per * 1e3,
-        1920.0 * 1080.0 / per / 1e6
+        f64::from(img.width()) * f64::from(img.height()) / per / 1e6
     );
 }

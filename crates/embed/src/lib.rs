@@ -41,7 +41,7 @@ use tattle_core::layout::{Role, Schedule, TILE};
 use tattle_core::mask::{mse_at_psnr, perceptual_mask_into, MaskParams};
 use tattle_core::observe::{block_means, BlockBands, BlockGains, Observation};
 use tattle_core::pattern::tile_pattern;
-use tattle_core::plane::{add_luma_by_rows, floors_per_row, LumaSource, Plane, BAND_ROWS};
+use tattle_core::plane::{add_luma_by_bands, floors_per_row, LumaSource, Plane, BAND_ROWS};
 use tattle_core::scratch::{with_local, ROWS};
 use tattle_core::{code, Error};
 
@@ -159,7 +159,9 @@ impl Embedder {
         if mark.scale == 0.0 {
             return Ok(());
         }
-        add_luma_by_rows(image, mark.scale, |first_row, out| mark.rows(first_row, out))
+        add_luma_by_bands(image, mark.scale, &mark.floors, |first_row, out| {
+            mark.rows(first_row, out)
+        })
     }
 
     /// The luma change (in grey levels) that marks an image whose luma plane
@@ -498,8 +500,8 @@ pub const FACTOR_RANGE: (f32, f32) = (0.35, 3.0);
 /// Writes `amplitude × mask × tile` for whole rows `width` wide from
 /// `first_row` on, the tile repeated over the image; `mask` holds the
 /// same rows of the perceptual mask. Compiled for the vector extensions
-/// the processor has; the same bits from every version.
-#[multiversion(targets("x86_64+avx2"))]
+/// the processor has (AVX-512 or AVX2); the same bits from every version.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2"))]
 fn spread_rows(
     mask: &[u16],
     step: MaskStep,
