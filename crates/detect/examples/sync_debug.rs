@@ -1,6 +1,7 @@
 //! Prints what the geometric search sees for one image and attack:
 //! `cargo run --release -p tattle-detect --example sync_debug -- IMAGE ATTACK [SEARCH_PIXELS]`,
-//! where ATTACK may be a chain (`scale-0.5-bicubic+jpeg-75`).
+//! where ATTACK may be a chain (`scale-0.5-bicubic+jpeg-75`). The key is
+//! `[3; 32]`, or `[B; 32]` with `SWEEP_KEY_BYTE=B` (as in `seed_sweep`).
 
 use tattle_core::plane::luma;
 use tattle_detect::{DetectOptions, Key, Payload};
@@ -12,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Some(p), Some(a)) => (p, a),
         _ => return Err("usage: sync_debug IMAGE ATTACK".into()),
     };
-    let key = Key::from_bytes([3; 32]);
+    let key_byte = match std::env::var("SWEEP_KEY_BYTE") {
+        Ok(value) => value.parse()?,
+        Err(_) => 3,
+    };
+    let key = Key::from_bytes([key_byte; 32]);
     let img = image::open(path)?;
     let marked = EmbedOptions::default()
         .build(&key)?

@@ -701,12 +701,17 @@ impl<'a> Probe<'a> {
 
     /// Pilot strength under `linear` (upright only) with at most
     /// `samples_per_side`² samples: every canonical pixel when that covers
-    /// the image, every second one otherwise, to span more of it. (Sparser
-    /// folds would sample a downscaled image — the search reaches ×0.45 —
-    /// further apart than its pixels, where the mark then lies.)
+    /// the image, or when every second one would not use the budget;
+    /// every second one otherwise, to span more of it. (Sparser folds
+    /// would sample a downscaled image — the search reaches ×0.45 —
+    /// further apart than its pixels, where the mark then lies.) On an
+    /// image between one and two budgets a side, the sparse fold would
+    /// look no further than a smaller budget's and with fewer samples: the
+    /// screening stage then saw nothing the coarse grid had not, and an
+    /// enlarged 768x512 photo's true scale lost to noise.
     fn strength(&self, linear: &Linear, samples_per_side: usize) -> f32 {
         let whole = self.fit(linear, usize::MAX);
-        let step = if whole <= samples_per_side { 1 } else { 2 };
+        let step = if whole < 2 * samples_per_side { 1 } else { 2 };
         let size = whole.min(samples_per_side * step);
         self.correlator
             .best_sampled_shift(&self.fold(linear, size, step), step)
@@ -1626,6 +1631,31 @@ mod tests {
         Plane::from_shape_fn((TILE, TILE), |(y, x)| {
             0.4 * pattern[[(y + TILE - 9) % TILE, (x + TILE - 40) % TILE]] + 4.0 * rng.chip() + edges(x, y)
         })
+    }
+
+    #[test]
+    fn screening_looks_closer_than_the_coarse_grid_on_a_mid_sized_image() {
+        // A pilot tile repeated and enlarged ×1.5 (768 pixels a side, so 512
+        // canonical pixels), under noise ten times its size: the screening
+        // budget must see the true map more clearly than the coarse one,
+        // not sample the same pixels again.
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([5; 32]);
+        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+        let scale = 1.5;
+        let image = Plane::from_shape_fn((768, 768), |(y, x)| {
+            let (u, v) = (x as f64 / scale, y as f64 / scale);
+            0.1 * bilinear_wrapped(&pattern, u, v) + rng.chip()
+        });
+        let weights = Plane::from_elem(image.dim(), 1.0);
+        let correlator = PilotCorrelator::new(&pattern);
+        let probe = Probe::new(&image, &weights, &correlator);
+        let linear = Family::Scale.linear(scale.ln());
+        let coarse = probe.strength(&linear, COARSE_SIDE);
+        let screen = probe.strength(&linear, SCREEN_SIDE);
+        assert!(
+            screen > 1.2 * coarse,
+            "screening {screen} against coarse {coarse}"
+        );
     }
 
     #[test]
