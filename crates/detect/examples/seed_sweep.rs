@@ -7,7 +7,9 @@
 //! prints one line per image, `+` for each exact read and `.` for each
 //! miss, then the total. Misses are described on standard error.
 
-use tattle_detect::{DetectOptions, Key, Payload};
+mod common;
+
+use tattle_detect::{DetectOptions, Payload};
 use tattle_embed::EmbedOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,11 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seeds: u64 = seeds.parse()?;
     let chain = tattle_attacks::Chain::parse(attack).ok_or("unknown attack")?;
     // The benchmark's single key can hide a key-dependent miss: sweep keys too.
-    let key_byte = match std::env::var("SWEEP_KEY_BYTE") {
-        Ok(value) => value.parse()?,
-        Err(_) => 3,
-    };
-    let key = Key::from_bytes([key_byte; 32]);
+    let key = common::sweep_key()?;
     let payload = Payload::new(77);
     let embedder = EmbedOptions::default().build(&key)?;
     let detector = DetectOptions::default().build(&key)?;

@@ -3,8 +3,10 @@
 //! where ATTACK may be a chain (`scale-0.5-bicubic+jpeg-75`). The key is
 //! `[3; 32]`, or `[B; 32]` with `SWEEP_KEY_BYTE=B` (as in `seed_sweep`).
 
+mod common;
+
 use tattle_core::plane::luma;
-use tattle_detect::{DetectOptions, Key, Payload};
+use tattle_detect::{DetectOptions, Payload};
 use tattle_embed::EmbedOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,11 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Some(p), Some(a)) => (p, a),
         _ => return Err("usage: sync_debug IMAGE ATTACK".into()),
     };
-    let key_byte = match std::env::var("SWEEP_KEY_BYTE") {
-        Ok(value) => value.parse()?,
-        Err(_) => 3,
-    };
-    let key = Key::from_bytes([key_byte; 32]);
+    let key = common::sweep_key()?;
     let img = image::open(path)?;
     let marked = EmbedOptions::default()
         .build(&key)?
