@@ -665,12 +665,21 @@ impl<'a> Probe<'a> {
         let mut tile = vec![0.0f32; side * side];
         let (dx, dy) = (linear.m[0] * step as f64, linear.m[2] * step as f64);
         let inside = |px: f64, py: f64| px >= 0.0 && py >= 0.0 && px < (w - 1) as f64 && py < (h - 1) as f64;
+        // Rows and columns wrap around the tile every `side` samples,
+        // counted with wrapping indices rather than `% side`: the compiler
+        // recomputed that remainder, a division, for every sample.
+        let mut tile_row = 0;
         for j in 0..samples {
             // Image position of canonical (0, step·j), then steps of `step` canonical pixels along u.
             let (mut x, mut y) = linear.apply(-half, (step * j) as f64 - half);
             x += cx;
             y += cy;
-            let Some(row) = tile.chunks_exact_mut(side).nth(j % side) else {
+            let first = tile_row * side;
+            tile_row += 1;
+            if tile_row == side {
+                tile_row = 0;
+            }
+            let Some(row) = tile.get_mut(first..first + side) else {
                 continue;
             };
             let (end_x, end_y) = (x + dx * (samples - 1) as f64, y + dy * (samples - 1) as f64);
@@ -679,7 +688,7 @@ impl<'a> Probe<'a> {
                 let mut remaining = samples;
                 while remaining > 0 {
                     let n = remaining.min(side);
-                    for cell in row.iter_mut().take(n) {
+                    for cell in row.get_mut(..n).unwrap_or_default() {
                         *cell += sampler.sample_inside(x, y);
                         x += dx;
                         y += dy;
@@ -687,12 +696,17 @@ impl<'a> Probe<'a> {
                     remaining -= n;
                 }
             } else {
-                for i in 0..samples {
-                    if let (true, Some(cell)) = (inside(x, y), row.get_mut(i % side)) {
+                let mut column = 0;
+                for _ in 0..samples {
+                    if let (true, Some(cell)) = (inside(x, y), row.get_mut(column)) {
                         *cell += sampler.sample_inside(x, y);
                     }
                     x += dx;
                     y += dy;
+                    column += 1;
+                    if column == side {
+                        column = 0;
+                    }
                 }
             }
         }
@@ -1440,9 +1454,11 @@ impl<'a> Sampler<'a> {
     /// [`Sampler::sample`] for a point known to lie inside `[0, w−1) × [0, h−1)`.
     #[inline]
     fn sample_inside(&self, x: f64, y: f64) -> f32 {
-        let (x0, y0) = (x as usize, y as usize);
-        let (tx, ty) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-        let i = y0 * self.width + x0;
+        // Through u32, which converts to and from f64 in one instruction
+        // each (usize takes several); a point inside a plane fits.
+        let (x0, y0) = (x as u32, y as u32);
+        let (tx, ty) = ((x - f64::from(x0)) as f32, (y - f64::from(y0)) as f32);
+        let i = y0 as usize * self.width + x0 as usize;
         match (
             self.data.get(i..i + 2),
             self.data.get(i + self.width..i + self.width + 2),
@@ -1884,6 +1900,55 @@ mod tests {
                 let peak = correlator.best_sampled_shift(&sparse, step);
                 assert_eq!(peak.origin, origin, "step {step}");
                 assert!(peak.strength > 10.0, "step {step}: {peak:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn folds_wrap_rows_and_columns_around_the_tile() {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([5; 32]);
+        let residual = Plane::from_shape_fn((300, 420), |_| rng.chip() * 3.0);
+        let weights = Plane::from_elem((300, 420), 1.0);
+        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+        let correlator = PilotCorrelator::new(&pattern);
+        let probe = Probe::new(&residual, &weights, &correlator);
+        let blurred = binomial_blur(&residual);
+        let (h, w) = residual.dim();
+        let inside = |x: f64, y: f64| x >= 0.0 && y >= 0.0 && x < (w - 1) as f64 && y < (h - 1) as f64;
+        // Regions inside the image and across its borders, dense and sparse
+        // (a sparse fold reads the blurred residual).
+        for (linear, size) in [
+            (Linear::IDENTITY, 264usize),
+            (Family::Rotation.linear(7.0), 296),
+            (Family::Scale.linear(0.9f64.ln()), 360),
+        ] {
+            for step in [1, 2] {
+                let source = if step == 1 { &residual } else { &blurred };
+                let standard = source.as_standard_layout();
+                let sampler = Sampler::new(&standard);
+                let side = TILE / step;
+                let samples = size.div_ceil(step);
+                let half = size as f64 / 2.0 - 0.5;
+                let mut expected = Plane::zeros((side, side));
+                for j in 0..samples {
+                    let (mut x, mut y) = linear.apply(-half, (step * j) as f64 - half);
+                    x += probe.focus.0;
+                    y += probe.focus.1;
+                    for i in 0..samples {
+                        if inside(x, y) {
+                            expected[[j % side, i % side]] += sampler.sample_inside(x, y);
+                        }
+                        x += linear.m[0] * step as f64;
+                        y += linear.m[2] * step as f64;
+                    }
+                }
+                let folded = probe.fold(&linear, size, step);
+                let differing = folded
+                    .iter()
+                    .zip(&expected)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(differing, 0, "{linear:?} step {step}");
             }
         }
     }
