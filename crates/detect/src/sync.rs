@@ -675,10 +675,7 @@ impl<'a> Probe<'a> {
             x += cx;
             y += cy;
             let first = tile_row * side;
-            tile_row += 1;
-            if tile_row == side {
-                tile_row = 0;
-            }
+            advance_wrapping(&mut tile_row, side);
             let Some(row) = tile.get_mut(first..first + side) else {
                 continue;
             };
@@ -703,10 +700,7 @@ impl<'a> Probe<'a> {
                     }
                     x += dx;
                     y += dy;
-                    column += 1;
-                    if column == side {
-                        column = 0;
-                    }
+                    advance_wrapping(&mut column, side);
                 }
             }
         }
@@ -1441,6 +1435,15 @@ struct Sampler<'a> {
     height: usize,
 }
 
+/// `index + 1`, back to 0 at `period`: a tile's row or column counter.
+#[inline]
+fn advance_wrapping(index: &mut usize, period: usize) {
+    *index += 1;
+    if *index == period {
+        *index = 0;
+    }
+}
+
 impl<'a> Sampler<'a> {
     fn new(plane: &'a ndarray::ArrayBase<ndarray::CowRepr<'a, f32>, ndarray::Ix2>) -> Self {
         let (height, width) = plane.dim();
@@ -1449,6 +1452,12 @@ impl<'a> Sampler<'a> {
             width,
             height,
         }
+    }
+
+    /// Whether the data holds the whole `width × height` plane, and it is
+    /// not empty: the cubic taps index it without further checks.
+    fn is_well_formed(&self) -> bool {
+        self.data.len() == self.width * self.height && self.width > 0 && self.height > 0
     }
 
     /// [`Sampler::sample`] for a point known to lie inside `[0, w−1) × [0, h−1)`.
@@ -1475,7 +1484,7 @@ impl<'a> Sampler<'a> {
     /// Catmull-Rom interpolation: unlike bilinear, it keeps most of the
     /// mark's upper band when a downscaled image is enlarged back.
     fn sample_cubic(&self, x: f64, y: f64) -> f32 {
-        if self.data.len() != self.width * self.height || self.width == 0 || self.height == 0 {
+        if !self.is_well_formed() {
             return 0.0;
         }
         let (columns, wx) = cubic_taps(x, self.width);
@@ -1525,7 +1534,7 @@ impl<'a> Sampler<'a> {
         x_step: f64,
         row_y: impl Fn(usize) -> f64 + Sync,
     ) -> Plane {
-        if self.data.len() != self.width * self.height || self.width == 0 || self.height == 0 {
+        if !self.is_well_formed() {
             return Plane::zeros((height, width));
         }
         let mut x = x_start;
