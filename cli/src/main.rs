@@ -272,11 +272,7 @@ fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Re
 }
 
 fn describe(path: &str, d: &Detection) -> String {
-    let odds = format!(
-        "false-positive probability {}, score {:.1}",
-        report::format_probability(d.false_positive_log10),
-        d.score
-    );
+    let odds = format!("{}, score {:.1}", report::describe_odds(d), d.score);
     let recovery = report::describe_recovery(d);
     match (d.detected, d.payload) {
         (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){recovery}"),

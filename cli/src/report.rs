@@ -11,6 +11,19 @@ pub fn format_probability(log10: f64) -> String {
     }
 }
 
+/// The verdict's false-positive probability and, when a payload is
+/// reported, the payload test's own: the figure behind naming the recipient.
+pub fn describe_odds(d: &tattle_detect::Detection) -> String {
+    let verdict = format_probability(d.false_positive_log10);
+    match d.payload_false_positive_log10 {
+        Some(log10) => format!(
+            "false-positive probability {verdict}, of the payload alone {}",
+            format_probability(log10)
+        ),
+        None => format!("false-positive probability {verdict}"),
+    }
+}
+
 /// A short description of what the detector undid to read the mark — the
 /// geometry it recovered and any sharpening — empty when nothing changed.
 pub fn describe_recovery(d: &tattle_detect::Detection) -> String {
@@ -77,6 +90,7 @@ mod tests {
             payload: None,
             false_positive_probability: 1e-12,
             false_positive_log10: -12.0,
+            payload_false_positive_log10: None,
             score: 9.0,
             pilot_score: 9.0,
             payload_score: 1.0,
@@ -86,6 +100,18 @@ mod tests {
             sharpened,
             recipient: None,
         }
+    }
+
+    #[test]
+    fn odds_name_the_payload_test_only_when_a_payload_is_reported() {
+        let mut d = detection(None, false);
+        assert_eq!(describe_odds(&d), "false-positive probability 1.0e-12");
+        d.payload = Some(tattle_detect::Payload::new(7));
+        d.payload_false_positive_log10 = Some(-9.7);
+        assert_eq!(
+            describe_odds(&d),
+            "false-positive probability 1.0e-12, of the payload alone 2.0e-10"
+        );
     }
 
     #[test]

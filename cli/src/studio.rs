@@ -321,10 +321,7 @@ fn heatmap_path(out: &Path, input: &Path, several: bool) -> PathBuf {
 
 fn describe_trace(path: &str, trace: &Trace) -> String {
     let d = &trace.detection;
-    let odds = format!(
-        "false-positive probability {}",
-        report::format_probability(d.false_positive_log10)
-    );
+    let odds = report::describe_odds(d);
     let recovery = report::describe_recovery(d);
     match &trace.verdict {
         Verdict::NotFound => format!("{path}: no mark of this studio found ({odds})"),

@@ -227,6 +227,12 @@ pub struct Detection {
     pub false_positive_probability: f64,
     /// Base-10 logarithm of `false_positive_probability`, exact where it underflows.
     pub false_positive_log10: f64,
+    /// Base-10 logarithm of the payload test's own bound, when a payload is
+    /// reported: the probability that an image not marked with this key
+    /// reads a payload, any payload of any recipient, this strongly. It is
+    /// the figure behind naming the recipient; `false_positive_log10` is the
+    /// one behind "marked", and may be smaller (the pilot's test).
+    pub payload_false_positive_log10: Option<f64>,
     /// The decisive test's normalised correlation (a z-score; larger is stronger).
     pub score: f64,
     /// Normalised correlation with the pilot.
@@ -561,12 +567,6 @@ impl Detector {
 
     /// Runs the statistical tests on an observation.
     pub fn test(&self, observation: &Observation) -> Detection {
-        self.test_reading(observation).0
-    }
-
-    /// [`Detector::test`], and the base-10 logarithm of the payload test's
-    /// own bound (0 when no payload was read).
-    fn test_reading(&self, observation: &Observation) -> (Detection, f64) {
         let y = observation.slots();
         let pilot = self.pilot_schedule();
         let roles = pilot.roles();
@@ -640,11 +640,12 @@ impl Detector {
         let detected = log10_p <= log10_threshold;
         let payload_ok = detected && log10_payload <= log10_threshold;
         let read = read.filter(|_| payload_ok);
-        let detection = Detection {
+        Detection {
             detected,
             payload: read.as_ref().map(|r| r.1),
             false_positive_probability: 10f64.powf(log10_p),
             false_positive_log10: log10_p,
+            payload_false_positive_log10: read.as_ref().map(|r| r.3),
             score: if log10_pilot <= log10_payload {
                 pilot_score
             } else {
@@ -657,8 +658,7 @@ impl Detector {
             geometry: None,
             sharpened: false,
             recipient: read.as_ref().map(|r| r.0),
-        };
-        (detection, if payload_ok { log10_payload } else { 0.0 })
+        }
     }
 
     /// The recipients whose payloads this detector reads.
@@ -707,8 +707,6 @@ fn window_of(source: &LumaSource, window: sync::Window) -> Plane {
 /// alignment that produced that measurement.
 struct Found {
     detection: Detection,
-    /// The payload test's own bound, base-10 logarithm (0 without a payload).
-    payload_log10: f64,
     observation: Observation,
     alignment: Option<Alignment>,
 }
@@ -716,12 +714,11 @@ struct Found {
 impl Found {
     /// The verdict on one reading of the image.
     fn new(detector: &Detector, observation: Observation, alignment: Alignment, geometry: Geometry) -> Self {
-        let (mut detection, payload_log10) = detector.test_reading(&observation);
+        let mut detection = detector.test(&observation);
         detection.geometry = Some(geometry);
         detection.sharpened = alignment.sharpened;
         Self {
             detection,
-            payload_log10,
             observation,
             alignment: Some(alignment),
         }
@@ -733,9 +730,11 @@ impl Found {
     /// pilot: the payload test alone names the recipient), but the pilot
     /// is there (see [`restore::MIN_PILOT_SCORE`]).
     fn worth_sharpening(&self, threshold: f64) -> bool {
-        let marginal = self.payload_log10 > threshold.log10() - restore::MARGINAL_DECADES;
-        (self.detection.payload.is_none() || marginal)
-            && self.detection.pilot_score >= restore::MIN_PILOT_SCORE
+        let marginal = self
+            .detection
+            .payload_false_positive_log10
+            .is_none_or(|log10| log10 > threshold.log10() - restore::MARGINAL_DECADES);
+        marginal && self.detection.pilot_score >= restore::MIN_PILOT_SCORE
     }
 
     /// Takes the search's best candidate when it beats this verdict.

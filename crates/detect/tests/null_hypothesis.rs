@@ -114,7 +114,7 @@ fn calibrated_null_trials(observations: &[Observation], min_trials: usize, recip
             let d = detector.test(obs);
             trials += 1;
             detections += usize::from(d.detected);
-            payloads += usize::from(d.payload.is_some());
+            payloads += usize::from(d.payload.is_some() || d.payload_false_positive_log10.is_some());
             highest_score = highest_score.max(d.score);
             lowest_log10 = lowest_log10.min(d.false_positive_log10);
             for (count, level) in at_or_below.iter_mut().zip(levels) {
@@ -201,6 +201,16 @@ fn the_test_has_power_where_the_mark_is() {
         let d = detector.detect(&embedder.embed(img, payload).unwrap()).unwrap();
         assert!(d.detected && d.payload == Some(payload), "{i}: {d:?}");
         assert!(d.false_positive_log10 < -30.0, "{i}: {d:?}");
+        // The payload's own test passed the threshold, and the verdict is
+        // at least as strong (twice the smaller of the two tests' bounds).
+        let payload_log10 = d
+            .payload_false_positive_log10
+            .expect("a payload has its own bound");
+        assert!(payload_log10 <= -9.0, "{i}: {d:?}");
+        assert!(
+            d.false_positive_log10 <= payload_log10 + std::f64::consts::LOG10_2 + 1e-9,
+            "{i}: {d:?}"
+        );
     }
 }
 
