@@ -730,11 +730,11 @@ impl Found {
     /// pilot: the payload test alone names the recipient), but the pilot
     /// is there (see [`restore::MIN_PILOT_SCORE`]).
     fn worth_sharpening(&self, threshold: f64) -> bool {
-        let marginal = self
+        let inconclusive = self
             .detection
             .payload_false_positive_log10
             .is_none_or(|log10| log10 > threshold.log10() - restore::MARGINAL_DECADES);
-        marginal && self.detection.pilot_score >= restore::MIN_PILOT_SCORE
+        inconclusive && self.detection.pilot_score >= restore::MIN_PILOT_SCORE
     }
 
     /// Takes the search's best candidate when it beats this verdict.
@@ -809,6 +809,29 @@ impl Detector {
             .zip(self.soft_bits(observation))
             .filter(|(&bit, soft)| (*soft < 0.0) != bit)
             .count()
+    }
+
+    /// What the brute-force searches see on `luma` (read whole, as an image
+    /// within the search's pixel budget is): each family's probes, stage
+    /// by stage, and where those nearest `truth` ranked. `truth` is a
+    /// family's name (`Scale`, `Rotation`, `AspectX`, `AspectY`) and its
+    /// parameter (log scale, or degrees), for diagnostics.
+    #[doc(hidden)]
+    pub fn search_report(&self, luma: &Plane, truth: Option<(&str, f64)>) -> Vec<String> {
+        let sync::Whitened { weights, residual } = sync::Whitened::of(luma, &self.options.mask);
+        let probe = sync::Probe::new(&residual, &weights, &self.correlator);
+        let lattices = sync::lattices(&residual).into_iter().map(|linear| {
+            let (sx, sy, rotation, _) = sync::describe(&linear, sync::Orientation::default());
+            format!(
+                "lattice: scale {sx:.4} x {sy:.4}, rotation {rotation:.3}; probed {:.2}",
+                probe.lattice_strength(&linear)
+            )
+        });
+        let families = probe.trace_families().into_iter().flat_map(|trace| {
+            let family_truth = truth.and_then(|(name, t)| trace.is_named(name).then_some(t));
+            trace.describe(family_truth)
+        });
+        lattices.chain(families).collect()
     }
 }
 

@@ -746,17 +746,15 @@ impl<'a> Probe<'a> {
     /// whole image, strongest first. Key-dependent (it uses the pilot);
     /// every map it can try is counted in [`HYPOTHESES`].
     pub fn search_families(&self) -> Vec<(f32, Linear)> {
-        let mut found = Vec::new();
-        for family in Family::ALL {
-            if let Some(hit) = self.search_family(family) {
-                found.push(hit);
-            }
-        }
+        let mut found: Vec<(f32, Linear)> = Family::ALL
+            .into_iter()
+            .filter_map(|family| self.search_family(family).chosen())
+            .collect();
         found.sort_by(|a, b| b.0.total_cmp(&a.0));
         found
     }
 
-    fn search_family(&self, family: Family) -> Option<(f32, Linear)> {
+    fn search_family(&self, family: Family) -> FamilyTrace {
         let (lo, _, step) = family.range();
         let steps = family.steps();
         let probe = |t: f64, side: usize| {
@@ -791,19 +789,102 @@ impl<'a> Probe<'a> {
         // Refine the strongest few on a larger region still, to a twelfth
         // of a coarse step.
         let fine_step = step / 12.0;
-        let (strength, t) = screened
+        let mut refined: Vec<(f32, f64)> = screened
             .iter()
             .take(REFINED_PER_FAMILY)
             .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * fine_step))
             .collect::<Vec<f64>>()
             .into_par_iter()
             .map(|t| (probe(t, PROBE_SIDE), t))
-            .reduce(|| (f32::NEG_INFINITY, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+            .collect();
+        refined.sort_by(|a, b| b.0.total_cmp(&a.0));
+        FamilyTrace {
+            family,
+            coarse,
+            screened,
+            refined,
+        }
+    }
+
+    /// What each family's search saw, for diagnostics: every probe of
+    /// every stage, strongest first.
+    pub(crate) fn trace_families(&self) -> Vec<FamilyTrace> {
+        Family::ALL
+            .into_iter()
+            .map(|family| self.search_family(family))
+            .collect()
+    }
+}
+
+/// The probes of one family's search, each stage's strongest first, as
+/// (pilot strength, family parameter).
+pub(crate) struct FamilyTrace {
+    family: Family,
+    coarse: Vec<(f32, f64)>,
+    screened: Vec<(f32, f64)>,
+    refined: Vec<(f32, f64)>,
+}
+
+impl FamilyTrace {
+    /// The refined map worth the whole image, if any.
+    fn chosen(&self) -> Option<(f32, Linear)> {
+        let &(strength, t) = self.refined.first()?;
         // Below this the refined peak is within the noise of the search
         // (the null maximum is about 4.5); resampling the whole image for it
         // would cost time and find nothing.
-        let linear = family.linear(t);
+        let linear = self.family.linear(t);
         (strength >= MIN_PROBE_STRENGTH && !linear.is_near_identity()).then_some((strength, linear))
+    }
+
+    /// Whether this is the search of the family called `name` (as its
+    /// debug form spells it).
+    pub(crate) fn is_named(&self, name: &str) -> bool {
+        format!("{:?}", self.family) == name
+    }
+
+    /// Lines saying, stage by stage, how many probes there were and the
+    /// strongest; given the family parameter's true value, also the rank
+    /// and strength of the probes within reach of it (half a step of the
+    /// stage's grid) and, in parameter order, the strengths of those within
+    /// eight reaches (as offset from the truth: strength).
+    pub(crate) fn describe(&self, truth: Option<f64>) -> Vec<String> {
+        let (_, _, step) = self.family.range();
+        let stage = |name: &str, probes: &[(f32, f64)], reach: f64| {
+            let mut line = format!("  {name}: {} probes", probes.len());
+            if let Some(&(strength, t)) = probes.first() {
+                line += &format!(", strongest {strength:.2} at {t:.5}");
+            }
+            let Some(truth) = truth else {
+                return line;
+            };
+            let within =
+                |distance: f64| move |&(_, &(_, t)): &(usize, &(f32, f64))| (t - truth).abs() <= distance;
+            let ranks: Vec<String> = probes
+                .iter()
+                .enumerate()
+                .filter(within(reach))
+                .map(|(rank, &(strength, t))| format!("#{} {strength:.2} at {t:.5}", rank + 1))
+                .collect();
+            let mut around: Vec<(f64, f32)> = probes
+                .iter()
+                .enumerate()
+                .filter(within(8.0 * reach))
+                .map(|(_, &(strength, t))| (t - truth, strength))
+                .collect();
+            around.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let around: Vec<String> = around.iter().map(|(d, s)| format!("{d:+.4}: {s:.2}")).collect();
+            format!(
+                "{line}; at the truth: {}\n    around it: {}",
+                ranks.join(", "),
+                around.join("  ")
+            )
+        };
+        vec![
+            format!("{:?}", self.family),
+            stage("coarse", &self.coarse, step / 2.0),
+            stage("screen", &self.screened, step / 6.0),
+            stage("refine", &self.refined, step / 24.0),
+        ]
     }
 }
 
@@ -1761,19 +1842,27 @@ mod tests {
         })
     }
 
+    /// A random ±1 pilot tile (seeded by `seed`), and a `side`-pixel square
+    /// of it repeated, scaled by `scale` and at `amplitude` times the size
+    /// of the ±1 noise added to it.
+    fn scaled_pilot(seed: u8, scale: f64, side: usize, amplitude: f32) -> (Plane, Plane) {
+        let mut rng = tattle_core::prng::KeyedStream::from_seed([seed; 32]);
+        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+        let image = Plane::from_shape_fn((side, side), |(y, x)| {
+            let (u, v) = (x as f64 / scale, y as f64 / scale);
+            amplitude * bilinear_wrapped(&pattern, u, v) + rng.chip()
+        });
+        (pattern, image)
+    }
+
     #[test]
     fn screening_looks_closer_than_the_coarse_grid_on_a_mid_sized_image() {
         // A pilot tile repeated and enlarged ×1.5 (768 pixels a side, so 512
         // canonical pixels), under noise ten times its size: the screening
         // budget must see the true map more clearly than the coarse one,
         // not sample the same pixels again.
-        let mut rng = tattle_core::prng::KeyedStream::from_seed([5; 32]);
-        let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
         let scale = 1.5;
-        let image = Plane::from_shape_fn((768, 768), |(y, x)| {
-            let (u, v) = (x as f64 / scale, y as f64 / scale);
-            0.1 * bilinear_wrapped(&pattern, u, v) + rng.chip()
-        });
+        let (pattern, image) = scaled_pilot(5, scale, 768, 0.1);
         let weights = Plane::from_elem(image.dim(), 1.0);
         let correlator = PilotCorrelator::new(&pattern);
         let probe = Probe::new(&image, &weights, &correlator);
@@ -1784,6 +1873,35 @@ mod tests {
             screen > 1.2 * coarse,
             "screening {screen} against coarse {coarse}"
         );
+    }
+
+    #[test]
+    fn a_family_trace_ranks_the_true_map_and_chooses_it() {
+        // A pilot tile repeated and shrunk ×0.8, under noise five times its
+        // size: the scale family must choose the true map, and its trace
+        // must say where the probes near it ranked at every stage.
+        let scale: f64 = 0.8;
+        let (pattern, image) = scaled_pilot(6, scale, 512, 0.2);
+        let weights = Plane::from_elem(image.dim(), 1.0);
+        let correlator = PilotCorrelator::new(&pattern);
+        let probe = Probe::new(&image, &weights, &correlator);
+        let trace = probe.search_family(Family::Scale);
+        let (strength, linear) = trace.chosen().expect("the true scale stands out");
+        assert!(
+            (linear.m[0] / scale - 1.0).abs() < 0.002,
+            "{linear:?} at {strength}"
+        );
+        let lines = trace.describe(Some(scale.ln()));
+        assert_eq!(lines.first().map(String::as_str), Some("Scale"));
+        let refine = lines
+            .iter()
+            .find(|l| l.contains("refine:"))
+            .expect("a refine line");
+        assert!(refine.contains("18 probes"), "{refine}");
+        assert!(refine.contains("at the truth: #1 "), "{refine}");
+        assert!(trace.is_named("Scale") && !trace.is_named("Rotation"));
+        let blind = trace.describe(None);
+        assert!(blind.iter().all(|l| !l.contains("truth")), "{blind:?}");
     }
 
     #[test]
