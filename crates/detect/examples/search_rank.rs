@@ -5,6 +5,7 @@
 //! so that a miss in the table can be looked at probe by probe. FAMILY is
 //! `Scale`, `Rotation`, `AspectX` or `AspectY`; PARAMETER its true value
 //! (log scale, or degrees). Prints every family's stages and the verdict.
+//! `BENCH_KEY=N` takes the benchmark's `N`th key (`tattle bench --keys`).
 
 use tattle_core::plane::luma;
 use tattle_detect::{DetectOptions, Key, Payload};
@@ -16,7 +17,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: search_rank IMAGE INDEX ATTACK_INDEX ATTACK FAMILY PARAMETER".into());
     };
     let index: u64 = index.parse()?;
-    let key = Key::from_bytes(blake3::derive_key("tattle bench public test key", b"mark"));
+    let name = match std::env::var("BENCH_KEY") {
+        Ok(n) if n != "0" => format!("mark {n}"),
+        _ => String::from("mark"),
+    };
+    let key = Key::from_bytes(blake3::derive_key(
+        "tattle bench public test key",
+        name.as_bytes(),
+    ));
     let payload = Payload::new(0x7a77_1e00_0000_0000 ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let marked = EmbedOptions::default()
         .build(&key)?
