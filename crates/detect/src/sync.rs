@@ -789,16 +789,19 @@ impl<'a> Probe<'a> {
             .collect();
         screened.sort_by(|a, b| b.0.total_cmp(&a.0));
         // Refine the strongest few on a larger region still, to a twelfth
-        // of a coarse step.
+        // of a coarse step. The two best screened maps are often neighbours
+        // a third of a step apart, whose grids then share five maps: each
+        // is probed once.
         let fine_step = step / 12.0;
-        let mut refined: Vec<(f32, f64)> = screened
-            .iter()
-            .take(REFINED_PER_FAMILY)
-            .flat_map(|&(_, centre)| (-4..=4).map(move |i| centre + f64::from(i) * fine_step))
-            .collect::<Vec<f64>>()
-            .into_par_iter()
-            .map(|t| (probe(t, PROBE_SIDE), t))
-            .collect();
+        let mut grid: Vec<f64> = Vec::with_capacity(REFINED_PER_FAMILY * 9);
+        for &(_, centre) in screened.iter().take(REFINED_PER_FAMILY) {
+            for t in (-4..=4).map(|i| centre + f64::from(i) * fine_step) {
+                if grid.iter().all(|&probed| (probed - t).abs() > fine_step / 2.0) {
+                    grid.push(t);
+                }
+            }
+        }
+        let mut refined: Vec<(f32, f64)> = grid.into_par_iter().map(|t| (probe(t, PROBE_SIDE), t)).collect();
         refined.sort_by(|a, b| b.0.total_cmp(&a.0));
         FamilyTrace {
             family,
@@ -1899,7 +1902,20 @@ mod tests {
             .iter()
             .find(|l| l.contains("refine:"))
             .expect("a refine line");
-        assert!(refine.contains("18 probes"), "{refine}");
+        // Two grids of nine around the best two screened maps, each map
+        // probed once however much the grids overlap.
+        let probes: usize = refine
+            .trim_start()
+            .trim_start_matches("refine: ")
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a probe count");
+        assert!((9..=18).contains(&probes), "{refine}");
+        let (_, _, step) = Family::Scale.range();
+        let mut maps: Vec<f64> = trace.refined.iter().map(|&(_, t)| t).collect();
+        maps.sort_by(f64::total_cmp);
+        assert!(maps.windows(2).all(|w| w[1] - w[0] > step / 24.0), "{maps:?}");
         assert!(refine.contains("at the truth: #1 "), "{refine}");
         assert!(trace.is_named("Scale") && !trace.is_named("Rotation"));
         let blind = trace.describe(None);
