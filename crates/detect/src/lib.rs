@@ -407,7 +407,8 @@ impl Detector {
     fn search_geometry(&self, luma: &Plane, window: sync::Window, whitened: sync::Whitened) -> Option<Found> {
         let mask = &self.options.mask;
         let sync::Whitened { weights, residual } = whitened;
-        let probe = sync::Probe::new(&residual, &weights, &self.correlator);
+        let fine = sync::fine_residual(luma, &weights);
+        let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
         let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
         for linear in sync::lattices(&residual) {
             if !linear.is_near_identity() && probe.lattice_strength(&linear) >= sync::MIN_PROBE_STRENGTH {
@@ -418,6 +419,7 @@ impl Detector {
             maps.push((linear, false));
         }
         drop(probe);
+        drop(fine);
         // The unchanged geometry's planes move into its canonical: no
         // copies. Other maps' planes are kept while they fit the budget and
         // rebuilt if chosen otherwise, so that memory stays bounded however
@@ -819,7 +821,8 @@ impl Detector {
     #[doc(hidden)]
     pub fn search_report(&self, luma: &Plane, truth: Option<(&str, f64)>) -> Vec<String> {
         let sync::Whitened { weights, residual } = sync::Whitened::of(luma, &self.options.mask);
-        let probe = sync::Probe::new(&residual, &weights, &self.correlator);
+        let fine = sync::fine_residual(luma, &weights);
+        let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
         let lattices = sync::lattices(&residual).into_iter().map(|linear| {
             let (sx, sy, rotation, _) = sync::describe(&linear, sync::Orientation::default());
             format!(
