@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Mark strength.
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
+    /// The embedder's SSIM floor for evening the mark out (1 turns it off;
+    /// see the library's `EmbedOptions::ssim_floor`).
+    #[arg(long, default_value_t = EmbedOptions::default().ssim_floor)]
+    ssim_floor: f32,
     /// Mark every image with this many keys (the public benchmark key first,
     /// then keys derived from it the same way), so that each cell is a rate
     /// over keys as well as images: the geometric search's successes can
@@ -292,6 +296,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             key,
             embed: EmbedOptions::default()
                 .strength(args.strength)
+                .ssim_floor(args.ssim_floor)
                 .build(&marking_key(key))?,
             detect: DetectOptions::default().build(&marking_key(key))?,
             wrong_key: wrong_key.clone(),

@@ -171,10 +171,27 @@ pub fn perceptual_mask_into<S: Send, T: Send>(
     storage: &mut [S],
     per_band: impl Fn(usize, &[f32], &[f32], &mut [S]) -> T + Sync,
 ) -> Vec<T> {
+    let noise_sigma = estimate_noise_sigma_of_rows(width, height, &luma_rows);
+    perceptual_mask_with_noise_into(width, height, luma_rows, params, noise_sigma, storage, per_band)
+}
+
+/// [`perceptual_mask_into`] of a plane whose noise is already known
+/// ([`estimate_noise_sigma_of_rows`]), for callers that make more than one
+/// pass over the mask's bands: the same result, without estimating the
+/// noise again.
+pub fn perceptual_mask_with_noise_into<S: Send, T: Send>(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+    noise_sigma: f32,
+    storage: &mut [S],
+    per_band: impl Fn(usize, &[f32], &[f32], &mut [S]) -> T + Sync,
+) -> Vec<T> {
     if width == 0 || height == 0 {
         return Vec::new();
     }
-    let masker = BandMasker::new(width, height, &luma_rows, params);
+    let masker = BandMasker::with_noise(width, height, &luma_rows, params, noise_sigma);
     storage
         .par_chunks_mut(BAND_ROWS * width)
         .enumerate()
@@ -226,6 +243,63 @@ pub fn perceptual_mask_bands<T: Send>(
         .collect()
 }
 
+/// The mask and the local variance (squared grey levels, over the mask's
+/// window, before the noise is taken out) of `strips` strips of
+/// `strip_rows` rows spread evenly down a `width` x `height` luma plane
+/// whose noise is `noise_sigma` ([`estimate_noise_sigma_of_rows`]): strip
+/// `i` lies in the middle of the `i`th of `strips` equal slices of the
+/// rows, and `per_strip(mask, variance)` gets its rows (whole rows); what
+/// it returns is kept, in order. A sample of the image's texture at a
+/// small fraction of the cost of its whole mask; the same values as the
+/// whole mask's rows.
+///
+/// ```
+/// use tattle_core::{mask::{estimate_noise_sigma_of_rows, perceptual_mask, sample_mask_rows, MaskParams}, plane::Plane};
+/// let luma = Plane::from_shape_fn((100, 50), |(y, x)| ((x * 7 + y * 3) % 40) as f32 + 100.0);
+/// let values = luma.as_slice().unwrap();
+/// let rows = |first: usize, out: &mut [f32]| {
+///     out.copy_from_slice(&values[first * 50..first * 50 + out.len()])
+/// };
+/// let noise = estimate_noise_sigma_of_rows(50, 100, rows);
+/// let sampled = sample_mask_rows(50, 100, rows, &MaskParams::default(), noise, 2, 4, |mask, variance| {
+///     (mask[0], variance.len())
+/// });
+/// let mask = perceptual_mask(&luma, &MaskParams::default());
+/// // Rows 23–26 and 73–76: the middles of rows 0–49 and 50–99.
+/// assert_eq!(sampled, vec![(mask[[23, 0]], 4 * 50), (mask[[73, 0]], 4 * 50)]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn sample_mask_rows<T: Send>(
+    width: usize,
+    height: usize,
+    luma_rows: impl Fn(usize, &mut [f32]) + Sync,
+    params: &MaskParams,
+    noise_sigma: f32,
+    strips: usize,
+    strip_rows: usize,
+    per_strip: impl Fn(&[f32], &[f32]) -> T + Sync,
+) -> Vec<T> {
+    if width == 0 || height == 0 || strips == 0 {
+        return Vec::new();
+    }
+    let masker = BandMasker::with_noise(width, height, &luma_rows, params, noise_sigma);
+    let rows = strip_rows.clamp(1, height);
+    (0..strips)
+        .map(|i| {
+            let (start, end) = (i * height / strips, (i + 1) * height / strips);
+            (start + (end - start).saturating_sub(rows) / 2).min(height - rows)
+        })
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            with_local(&MASK_SCRATCH, |scratch| {
+                masker.band_with_variance(first, rows, scratch);
+                per_strip(&scratch.mask, &scratch.variance)
+            })
+        })
+        .collect()
+}
+
 /// The perceptual mask of one band of rows at a time.
 struct BandMasker<'a, R> {
     width: usize,
@@ -241,6 +315,7 @@ struct MaskScratch {
     mean: Vec<f32>,
     boxes: Vec<f32>,
     mask: Vec<f32>,
+    variance: Vec<f32>,
 }
 
 thread_local! {
@@ -249,16 +324,43 @@ thread_local! {
 
 impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
     fn new(width: usize, height: usize, luma_rows: &'a R, params: &MaskParams) -> Self {
+        let noise_sigma = estimate_noise_sigma_of_rows(width, height, luma_rows);
+        Self::with_noise(width, height, luma_rows, params, noise_sigma)
+    }
+
+    fn with_noise(
+        width: usize,
+        height: usize,
+        luma_rows: &'a R,
+        params: &MaskParams,
+        noise_sigma: f32,
+    ) -> Self {
         Self {
             width,
             luma_rows,
-            model: MaskModel::new(estimate_noise_sigma_of_rows(width, height, luma_rows), params),
+            model: MaskModel::new(noise_sigma, params),
             filter: BoxFilter::new(width, height, params.radius),
         }
     }
 
     /// The luma and the mask of `rows` whole rows from `first` on.
     fn band<'s>(&self, first: usize, rows: usize, scratch: &'s mut MaskScratch) -> (&'s [f32], &'s [f32]) {
+        self.fill_band(first, rows, scratch, false);
+        let (lo, _) = self.filter.reach(first, rows);
+        let luma = scratch
+            .luma
+            .get((first - lo) * self.width..(first - lo + rows) * self.width)
+            .unwrap_or_default();
+        (luma, &scratch.mask)
+    }
+
+    /// [`BandMasker::band`] that leaves the local variance of the band's
+    /// pixels in `scratch.variance` and its mask in `scratch.mask`.
+    fn band_with_variance(&self, first: usize, rows: usize, scratch: &mut MaskScratch) {
+        self.fill_band(first, rows, scratch, true);
+    }
+
+    fn fill_band(&self, first: usize, rows: usize, scratch: &mut MaskScratch, keep_variance: bool) {
         let width = self.width;
         let (lo, hi) = self.filter.reach(first, rows);
         scratch.luma.resize((hi - lo) * width, 0.0);
@@ -276,12 +378,17 @@ impl<'a, R: Fn(usize, &mut [f32]) + Sync> BandMasker<'a, R> {
             centred_square,
             &mut scratch.boxes,
         );
+        if keep_variance {
+            scratch.variance.clear();
+            scratch.variance.extend(
+                scratch
+                    .mask
+                    .iter()
+                    .zip(&scratch.mean)
+                    .map(|(&square, &mean)| variance_from(square, mean)),
+            );
+        }
         self.model.fill(&mut scratch.mask, &scratch.mean);
-        let luma = scratch
-            .luma
-            .get((first - lo) * width..(first - lo + rows) * width)
-            .unwrap_or_default();
-        (luma, &scratch.mask)
     }
 }
 

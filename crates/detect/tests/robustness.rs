@@ -23,11 +23,23 @@ fn samples() -> Vec<(String, DynamicImage)> {
 
 /// `image` marked with `payload` at the default strength.
 fn mark(image: &DynamicImage, key: &Key, payload: Payload) -> DynamicImage {
-    EmbedOptions::default()
-        .build(key)
-        .unwrap()
-        .embed(image, payload)
-        .unwrap()
+    mark_with(EmbedOptions::default(), image, key, payload)
+}
+
+/// `image` marked with `payload` by an embedder with these options.
+fn mark_with(options: EmbedOptions, image: &DynamicImage, key: &Key, payload: Payload) -> DynamicImage {
+    options.build(key).unwrap().embed(image, payload).unwrap()
+}
+
+/// The tiger marked without the mask ceiling: evened out, its mark
+/// survives a blur of σ = 1 well enough to be read as it is (10^-22), so
+/// the tests of the sharpened reading use the plain mark, which the blur
+/// takes to the threshold or past it.
+fn blurred_plain_tiger(key: &Key, payload: Payload) -> (DynamicImage, DynamicImage) {
+    let (_, tiger) = samples().into_iter().find(|(n, _)| n.contains("tiger")).unwrap();
+    let marked = mark_with(EmbedOptions::default().ssim_floor(1.0), &tiger, key, payload);
+    let blurred = (tattle_attacks::find("blur-1").unwrap().apply)(&marked, 1).unwrap();
+    (marked, blurred)
 }
 
 #[test]
@@ -66,9 +78,7 @@ fn payload_survives_the_non_geometric_attacks() {
 fn blurred_line_art_is_read_sharpened_and_sharp_images_as_they_are() {
     let key = Key::from_bytes([6; 32]);
     let payload = Payload::new(0x7a11_0000_0000_0b1e);
-    let (_, tiger) = samples().into_iter().find(|(n, _)| n.contains("tiger")).unwrap();
-    let marked = mark(&tiger, &key, payload);
-    let blurred = (tattle_attacks::find("blur-1").unwrap().apply)(&marked, 1).unwrap();
+    let (marked, blurred) = blurred_plain_tiger(&key, payload);
     for search in [true, false] {
         let detector = DetectOptions::default()
             .geometric_search(search)
@@ -98,8 +108,7 @@ fn blurred_line_art_is_read_sharpened_and_sharp_images_as_they_are() {
 fn a_payload_read_only_just_past_the_threshold_is_read_sharpened_too() {
     let key = Key::from_bytes([6; 32]);
     let payload = Payload::new(0x7a11_0000_0000_0b1e);
-    let (_, tiger) = samples().into_iter().find(|(n, _)| n.contains("tiger")).unwrap();
-    let blurred = (tattle_attacks::find("blur-1").unwrap().apply)(&mark(&tiger, &key, payload), 1).unwrap();
+    let (_, blurred) = blurred_plain_tiger(&key, payload);
     // At 1e-8 the plain reading of the blurred tiger passes the payload test
     // (its own bound is about 10^-8.4 without the search), but by less
     // than `MARGINAL_DECADES`.
@@ -131,6 +140,41 @@ fn marks_are_invisible_by_the_numbers() {
         let ssim = tattle_attacks::metrics::luma_ssim(&img, &marked);
         assert!(psnr >= 42.0, "{name}: PSNR {psnr}");
         assert!(ssim >= 0.985, "{name}: SSIM {ssim}");
+    }
+}
+
+/// The mask ceiling takes mark from the busiest texture and gives it to
+/// the rest, within the same PSNR budget and only as far as the SSIM floor:
+/// the line art of the tiger gets the lowest ceiling, the film frame a
+/// higher one, and the parrots, whose plain mark already comes close to
+/// the floor, none (their marked bytes are those without a ceiling).
+#[test]
+fn the_mask_ceiling_reads_crops_better_within_the_ssim_floor() {
+    let key = Key::from_bytes([5; 32]);
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let payload = Payload::new(0x5eed);
+    for (name, img) in samples() {
+        let plain = mark_with(EmbedOptions::default().ssim_floor(1.0), &img, &key, payload);
+        let evened = mark(&img, &key, payload);
+        let ssim_plain = tattle_attacks::metrics::luma_ssim(&img, &plain);
+        let ssim_evened = tattle_attacks::metrics::luma_ssim(&img, &evened);
+        let psnr_evened = tattle_attacks::metrics::luma_psnr(&img, &evened);
+        if name == "photo_kodim23.png" {
+            assert_eq!(plain, evened, "{name}");
+            continue;
+        }
+        assert!(
+            ssim_evened < ssim_plain,
+            "{name}: {ssim_evened} against {ssim_plain}"
+        );
+        assert!(ssim_evened >= 0.989, "{name}: SSIM {ssim_evened}");
+        assert!(psnr_evened >= 42.0, "{name}: PSNR {psnr_evened}");
+        // The top-left quarter, where the grid is known: the pilot reads stronger.
+        let (w, h) = (img.width() / 2, img.height() / 2);
+        let pilot =
+            |marked: &DynamicImage| detector.detect(&marked.crop_imm(0, 0, w, h)).unwrap().pilot_score;
+        let (before, after) = (pilot(&plain), pilot(&evened));
+        assert!(after > before * 1.03, "{name}: pilot {after} against {before}");
     }
 }
 
@@ -169,6 +213,8 @@ fn options_are_validated() {
         .is_err());
     assert!(EmbedOptions::default().strength(-1.0).build(&key).is_err());
     assert!(EmbedOptions::default().strength(f32::NAN).build(&key).is_err());
+    assert!(EmbedOptions::default().ssim_floor(-0.1).build(&key).is_err());
+    assert!(EmbedOptions::default().ssim_floor(f32::NAN).build(&key).is_err());
     let tiny = DynamicImage::new_rgb8(64, 64);
     assert!(EmbedOptions::default()
         .build(&key)

@@ -1,6 +1,7 @@
 //! Marks one 1920x1080 textured frame (or the image given after the
-//! number of rounds) repeatedly, for profilers
-//! (`perf record ./target/release/examples/embed_profile [ROUNDS [IMAGE]]`).
+//! number of rounds; `-` for the frame) repeatedly, for profilers
+//! (`perf record ./target/release/examples/embed_profile [ROUNDS [IMAGE [SSIM_FLOOR]]]`;
+//! an SSIM floor of 1 turns the mask ceiling off).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use image::{DynamicImage, RgbImage};
 use tattle_embed::{EmbedOptions, Key, Payload};
@@ -12,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(10, |a| a.parse().unwrap());
-    let img = match std::env::args().nth(2) {
+    let img = match std::env::args().nth(2).filter(|a| a != "-") {
         Some(path) => image::open(&path).unwrap(),
         None => DynamicImage::ImageRgb8(RgbImage::from_fn(1920, 1080, |x, y| {
             let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7;
@@ -21,7 +22,13 @@ fn main() {
             image::Rgb([v, v / 2, 200 - v / 2])
         })),
     };
-    let embedder = EmbedOptions::default().build(&Key::from_bytes([5; 32])).unwrap();
+    let ssim_floor = std::env::args()
+        .nth(3)
+        .map_or(EmbedOptions::default().ssim_floor, |a| a.parse().unwrap());
+    let embedder = EmbedOptions::default()
+        .ssim_floor(ssim_floor)
+        .build(&Key::from_bytes([5; 32]))
+        .unwrap();
     let start = std::time::Instant::now();
     for i in 0..rounds {
         std::hint::black_box(embedder.embed(&img, Payload::new(i as u64)).unwrap());
