@@ -73,6 +73,18 @@ fn stamp(studio: &Path, vendor: &str, input: &Path, out: &Path, extra: &[&str]) 
     tattle(studio, &args)
 }
 
+/// `image` saved as a JPEG of this quality, as a leak is re-encoded.
+fn save_jpeg(image: &image::DynamicImage, path: &Path, quality: u8) {
+    let mut bytes = Vec::new();
+    image
+        .to_rgb8()
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut bytes, quality,
+        ))
+        .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// A 256x256 frame cut from a sample photo, different for every `seed`.
 fn frame(path: &Path, seed: u32) {
     let photo = image::open(samples().join("photo_kodim23.png")).unwrap();
@@ -113,12 +125,7 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
         .crop_imm(90, 40, 720, 450)
         .resize(576, 360, image::imageops::FilterType::Triangle);
     let leak = dir.path().join("leak.jpg");
-    let mut bytes = Vec::new();
-    leaked
-        .to_rgb8()
-        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 60))
-        .unwrap();
-    std::fs::write(&leak, bytes).unwrap();
+    save_jpeg(&leaked, &leak, 60);
 
     let heat = dir.path().join("heat.png");
     // From a folder below the workspace: found by walking up.
@@ -350,6 +357,93 @@ fn studio_commands_outside_a_studio_say_how_to_make_one() {
         "{}",
         text(&o.stderr)
     );
+}
+
+/// A studio in `dir/studio` whose key is `key` (`tattle init` draws a
+/// random one), so that what the engine reads is the same on every run.
+fn studio_with_key(key: [u8; 32]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    ok(tattle(dir.path(), &["init", "studio"]));
+    let studio = dir.path().join("studio");
+    let (key_path, ledger_path) = (studio.join("tattle.key"), studio.join("ledger.sqlite"));
+    std::fs::remove_file(&key_path).unwrap();
+    std::fs::remove_file(&ledger_path).unwrap();
+    let key = tattle_core::Key::from_bytes(key);
+    key.write_new(&key_path).unwrap();
+    tattle_studio::ledger::Ledger::create(&ledger_path, &key).unwrap();
+    (dir, studio)
+}
+
+#[test]
+fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_both_named() {
+    let (dir, studio) = studio_with_key([21; 32]);
+    for vendor in ["Acme VFX", "Bolt Paint"] {
+        ok(tattle(&studio, &["vendor", "add", vendor]));
+    }
+    let frame = samples().join("film3d_bbb_splash.png");
+    for (vendor, out) in [("Acme VFX", "acme"), ("Bolt Paint", "bolt")] {
+        ok(stamp(&studio, vendor, &frame, &dir.path().join(out), &[]));
+    }
+    // Bolt Paint's copy, halved and re-encoded as JPEG 75 for a web page.
+    let stamped = image::open(dir.path().join("bolt/film3d_bbb_splash.png")).unwrap();
+    let leaked = stamped.resize(480, 270, image::imageops::FilterType::CatmullRom);
+    let leak = dir.path().join("leak.jpg");
+    save_jpeg(&leaked, &leak, 75);
+
+    let o = ok(tattle(&studio, &["trace", leak.to_str().unwrap(), "--json"]));
+    let trace = &json_lines(&o)[0];
+    assert_eq!(trace["verdict"], "matched", "{trace}");
+    assert!(trace["detection"]["payload"].is_null(), "{trace}");
+    assert_eq!(trace["vendor"]["name"], "Bolt Paint");
+    assert!(trace["issuance"]["output_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("bolt/film3d_bbb_splash.png"));
+    let evidence = &trace["evidence"];
+    assert_eq!(evidence["issued"]["recipient"]["vendor"], 2, "{evidence}");
+    assert_eq!(evidence["compared"], 2);
+    assert!(
+        evidence["false_positive_log10"].as_f64().unwrap() < -9.0,
+        "{evidence}"
+    );
+    assert_eq!(trace["also"].as_array().unwrap().len(), 0);
+
+    let out = text(&ok(tattle(&studio, &["trace", leak.to_str().unwrap()])).stdout);
+    assert!(
+        out.contains("leaked from vendor \"Bolt Paint\"")
+            && out.contains("unreadable blind")
+            && out.contains("bolt/film3d_bbb_splash.png"),
+        "{out}"
+    );
+    // Acme's and Bolt's copies averaged (collusion): both vendors named.
+    let acme = image::open(dir.path().join("acme/film3d_bbb_splash.png")).unwrap();
+    let averaged = tattle_attacks::collusion_average(&[acme, stamped]).unwrap();
+    let colluded = dir.path().join("colluded.png");
+    averaged.save(&colluded).unwrap();
+    let o = ok(tattle(&studio, &["trace", colluded.to_str().unwrap(), "--json"]));
+    let trace = &json_lines(&o)[0];
+    let mut named = vec![trace["vendor"]["id"].as_u64().unwrap()];
+    named.extend(
+        trace["also"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["issued"]["recipient"]["vendor"].as_u64().unwrap()),
+    );
+    named.sort();
+    assert_eq!(named, [1, 2], "{trace}");
+    let out = text(&ok(tattle(&studio, &["trace", colluded.to_str().unwrap()])).stdout);
+    assert!(out.contains("copies mixed together"), "{out}");
+
+    // The unmarked frame, put through the same, matches nothing.
+    let original = image::open(&frame)
+        .unwrap()
+        .resize(480, 270, image::imageops::FilterType::CatmullRom);
+    let clean = dir.path().join("clean.png");
+    original.save(&clean).unwrap();
+    let o = tattle(&studio, &["trace", clean.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_lines(&o)[0]["verdict"], "not_found");
 }
 
 #[test]

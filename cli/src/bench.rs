@@ -11,8 +11,10 @@ use serde::Serialize;
 use tattle_attacks::{metrics, Chain, SUITE};
 use tattle_core::code::CODED_BITS;
 use tattle_core::plane::luma;
+use tattle_core::prng::KeyedStream;
+use tattle_core::Recipient;
 use tattle_core::{Key, Payload};
-use tattle_detect::{DetectOptions, Detector};
+use tattle_detect::{DetectOptions, Detector, Issued, Observation};
 use tattle_embed::EmbedOptions;
 
 use tattle_studio::files;
@@ -45,6 +47,12 @@ pub struct BenchArgs {
     /// depend on the key.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     keys: u32,
+    /// Issued payloads in the simulated ledger each image is traced against
+    /// when its payload cannot be read blind: its own, 8 neighbouring
+    /// serials, and others drawn at random (see `tattle trace`). 0 turns
+    /// ledger tracing off.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    ledger: u32,
 }
 
 /// How one attack went on one image.
@@ -59,6 +67,13 @@ struct Outcome {
     false_positive_unmarked: bool,
     /// The marked image, attacked, was reported as marked under another key.
     false_positive_wrong_key: bool,
+    /// The payload was read blind, or failing that the simulated ledger's
+    /// best match was the image's own payload.
+    traced: bool,
+    /// The unmarked original, attacked, matched a payload of the ledger.
+    ledger_match_unmarked: bool,
+    /// The marked image, attacked, matched a payload of the ledger under another key.
+    ledger_match_wrong_key: bool,
 }
 
 /// Everything measured on one image under one key.
@@ -86,6 +101,9 @@ struct Tally {
     bit_errors: usize,
     false_positives_unmarked: usize,
     false_positives_wrong_key: usize,
+    traced: usize,
+    ledger_matches_unmarked: usize,
+    ledger_matches_wrong_key: usize,
 }
 
 impl Tally {
@@ -96,6 +114,9 @@ impl Tally {
         self.bit_errors += o.raw_bit_errors;
         self.false_positives_unmarked += usize::from(o.false_positive_unmarked);
         self.false_positives_wrong_key += usize::from(o.false_positive_wrong_key);
+        self.traced += usize::from(o.traced);
+        self.ledger_matches_unmarked += usize::from(o.ledger_match_unmarked);
+        self.ledger_matches_wrong_key += usize::from(o.ledger_match_wrong_key);
     }
 
     fn percent(part: usize, whole: usize) -> f64 {
@@ -112,6 +133,10 @@ impl Tally {
 
     fn detected_percent(&self) -> f64 {
         Self::percent(self.detected, self.runs)
+    }
+
+    fn traced_percent(&self) -> f64 {
+        Self::percent(self.traced, self.runs)
     }
 
     fn mean_bit_errors(&self) -> f64 {
@@ -168,6 +193,32 @@ fn payload_for(index: usize) -> Payload {
     Payload::new(0x7a77_1e00_0000_0000 ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// Serials on either side of an image's own in its simulated ledger:
+/// consecutive deliveries, whose codewords are the hardest to tell apart.
+const LEDGER_NEIGHBOURS: u64 = 4;
+
+/// The simulated ledger of `size` payloads that image `index` is traced
+/// against: its own payload, its neighbouring serials, and the rest drawn
+/// from a fixed stream, all on the studio channel the benchmark marks.
+fn ledger_for(index: usize, size: u32) -> Vec<Issued> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let own = payload_for(index).value();
+    let neighbours = (1..=LEDGER_NEIGHBOURS).flat_map(|k| [own.wrapping_add(k), own.wrapping_sub(k)]);
+    let mut stream = KeyedStream::from_seed(blake3::derive_key("tattle bench ledger", &index.to_le_bytes()));
+    let others = std::iter::repeat_with(move || stream.next_u64());
+    std::iter::once(own)
+        .chain(neighbours)
+        .chain(others)
+        .take(size as usize)
+        .map(|p| Issued {
+            recipient: Recipient::Studio,
+            payload: Payload::new(p),
+        })
+        .collect()
+}
+
 fn image_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -211,6 +262,7 @@ fn select_attacks(names: &Option<Vec<String>>) -> Result<Vec<Chain>> {
 
 struct Rig {
     key: u32,
+    ledger: u32,
     embed: tattle_embed::Embedder,
     detect: Detector,
     wrong_key: Detector,
@@ -225,6 +277,14 @@ fn bench_image(
 ) -> Result<ImageReport> {
     let original = files::load_image(path)?;
     let payload = payload_for(index);
+    let ledger = ledger_for(index, rig.ledger);
+    // Whether an examined image matches any payload of the ledger.
+    let matches = |detector: &Detector, observation: &Observation| -> Result<Option<Payload>> {
+        Ok(detector
+            .match_issued(observation, &ledger)?
+            .first()
+            .map(|m| m.issued.payload))
+    };
     let started = Instant::now();
     let marked = rig.embed.embed(&original, payload)?;
     let embed_seconds = started.elapsed().as_secs_f64();
@@ -243,14 +303,20 @@ fn bench_image(
             let attacked_luma = luma(&attacked);
             let (found, observation) = rig.detect.examine(&attacked_luma);
             let unmarked = attack.apply(&original, seed)?;
+            let (unmarked_found, unmarked_observation) = rig.detect.examine(&luma(&unmarked));
+            let (wrong_key_found, wrong_key_observation) = rig.wrong_key.examine(&attacked_luma);
+            let exact = found.payload == Some(payload);
             let outcome = Outcome {
                 attack: attack.name().to_owned(),
                 detected: found.detected,
-                exact: found.payload == Some(payload),
+                exact,
                 raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
                 score: found.score,
-                false_positive_unmarked: rig.detect.detect(&unmarked)?.detected,
-                false_positive_wrong_key: rig.wrong_key.detect_luma(&attacked_luma).detected,
+                false_positive_unmarked: unmarked_found.detected,
+                false_positive_wrong_key: wrong_key_found.detected,
+                traced: exact || matches(&rig.detect, &observation)? == Some(payload),
+                ledger_match_unmarked: matches(&rig.detect, &unmarked_observation)?.is_some(),
+                ledger_match_wrong_key: matches(&rig.wrong_key, &wrong_key_observation)?.is_some(),
             };
             bar.inc(1);
             Ok(outcome)
@@ -294,6 +360,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     for key in 0..args.keys {
         let rig = Rig {
             key,
+            ledger: args.ledger,
             embed: EmbedOptions::default()
                 .strength(args.strength)
                 .ssim_floor(args.ssim_floor)
@@ -405,11 +472,16 @@ impl Summary {
             args.images.display(),
             args.strength
         );
-        s += &format!("| attack | exact payload % | detected % | mean raw bit errors (of {CODED_BITS}) | false positives: unmarked | false positives: wrong key |\n");
-        s += "|---|---:|---:|---:|---:|---:|\n";
+        let ledger = args.ledger > 0;
+        s += &format!("| attack | exact payload % | detected % | mean raw bit errors (of {CODED_BITS}) | false positives: unmarked | false positives: wrong key |");
+        s += if ledger {
+            " traced with the ledger % | ledger matches: unmarked | ledger matches: wrong key |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        } else {
+            "\n|---|---:|---:|---:|---:|---:|\n"
+        };
         for (name, t) in &self.rows {
             s += &format!(
-                "| {name} | {:.1} | {:.1} | {:.1} | {}/{} | {}/{} |\n",
+                "| {name} | {:.1} | {:.1} | {:.1} | {}/{} | {}/{} |",
                 t.exact_percent(),
                 t.detected_percent(),
                 t.mean_bit_errors(),
@@ -417,6 +489,25 @@ impl Summary {
                 t.runs,
                 t.false_positives_wrong_key,
                 t.runs
+            );
+            if ledger {
+                s += &format!(
+                    " {:.1} | {}/{} | {}/{} |",
+                    t.traced_percent(),
+                    t.ledger_matches_unmarked,
+                    t.runs,
+                    t.ledger_matches_wrong_key,
+                    t.runs
+                );
+            }
+            s += "\n";
+        }
+        if ledger {
+            s += &format!(
+                "\nTraced with the ledger: the payload read blind, or else the best match among {} issued payloads \
+                 (the image's own, {} neighbouring serials, the rest random) was its own.\n",
+                args.ledger,
+                2 * LEDGER_NEIGHBOURS
             );
         }
         s += "\n## Invisibility\n\n| metric | mean | min |\n|---|---:|---:|\n";
@@ -467,6 +558,9 @@ mod tests {
             score: 0.0,
             false_positive_unmarked: fp,
             false_positive_wrong_key: false,
+            traced: exact || detected,
+            ledger_match_unmarked: false,
+            ledger_match_wrong_key: fp,
         }
     }
 
@@ -481,7 +575,24 @@ mod tests {
         assert_eq!(t.detected_percent(), 75.0);
         assert_eq!(t.mean_bit_errors(), 30.0);
         assert_eq!(t.false_positives_unmarked, 1);
+        assert_eq!(t.traced_percent(), 75.0);
+        assert_eq!(t.ledger_matches_wrong_key, 1);
         assert_eq!(Tally::default().exact_percent(), 0.0);
+    }
+
+    #[test]
+    fn the_simulated_ledger_holds_the_own_payload_and_its_neighbours() {
+        let ledger = ledger_for(3, 100);
+        assert_eq!(ledger.len(), 100);
+        assert_eq!(ledger[0].payload, payload_for(3));
+        let own = payload_for(3).value();
+        assert!(ledger
+            .iter()
+            .any(|i| i.payload.value() == own + LEDGER_NEIGHBOURS));
+        assert_eq!(ledger, ledger_for(3, 100), "deterministic");
+        assert_ne!(ledger[20], ledger_for(4, 100)[20]);
+        assert!(ledger_for(3, 0).is_empty());
+        assert_eq!(ledger_for(3, 2).len(), 2);
     }
 
     #[test]

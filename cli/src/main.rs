@@ -96,6 +96,11 @@ enum Command {
     /// Stamp a delivery for a vendor: every image gets its own payload, recorded in the ledger.
     Stamp(studio::StampArgs),
     /// Find out which vendor and asset a leaked image came from.
+    ///
+    /// The payload is read blind; when it cannot be, the mark is compared with
+    /// every payload the ledger issued (verdict "matched"), which needs far
+    /// less of the mark. Every vendor whose issued payload the mark matches is
+    /// named: copies of several vendors averaged together name them all.
     Trace(studio::TraceArgs),
     /// Export or verify the issuance ledger.
     Ledger {

@@ -281,7 +281,7 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        all_found &= trace.detection.detected;
+        all_found &= trace.found();
         let line = if args.json {
             serde_json::to_string(&TraceRecord {
                 path: input.display().to_string(),
@@ -331,17 +331,62 @@ fn describe_trace(path: &str, trace: &Trace) -> String {
         Verdict::UnknownPayload { payload, recipient } => format!(
             "{path}: this studio's mark with payload {payload} (read as {recipient}), which the ledger did not issue ({odds}){recovery}"
         ),
-        Verdict::Attributed { vendor, issuance } => format!(
-            "{path}: leaked from vendor {:?} (id {}): asset {} delivered {} as {}, issuance {} payload {} ({odds}){recovery}",
+        Verdict::Attributed { vendor, issuance, also } => format!(
+            "{path}: leaked from vendor {:?} (id {}): {} ({odds}){}{recovery}",
             vendor.name,
             vendor.id,
-            issuance.source_path,
-            issuance.issued.as_deref().unwrap_or(&issuance.created),
-            issuance.output_path,
-            issuance.serial,
-            issuance.payload,
+            describe_issuance(issuance),
+            describe_also(also),
         ),
+        Verdict::Matched {
+            vendor,
+            issuance,
+            evidence,
+            also,
+        } => {
+            let runner_up = evidence
+                .runner_up
+                .map(|r| format!("; the vendor's next best issuance, payload {}, scores {:.2}", r.payload, r.score))
+                .unwrap_or_default();
+            let also = describe_also(also);
+            format!(
+                "{path}: leaked from vendor {:?} (id {}): the payload was unreadable blind, but the mark matches \
+                 the best of the {} payloads the ledger issued (score {:.2}, false-positive probability {}): {}{runner_up}{also}{recovery}",
+                vendor.name,
+                vendor.id,
+                evidence.compared,
+                evidence.score,
+                report::format_probability(evidence.false_positive_log10),
+                describe_issuance(issuance),
+            )
+        }
     }
+}
+
+/// Other vendors' issuances a mark also matches: copies mixed together.
+fn describe_also(also: &[tattle_detect::IssuedMatch]) -> String {
+    also.iter()
+        .map(|m| {
+            format!(
+                "; also matches {} payload {} (score {:.2}, false-positive probability {}): copies mixed together",
+                m.issued.recipient,
+                m.issued.payload,
+                m.score,
+                report::format_probability(m.false_positive_log10)
+            )
+        })
+        .collect()
+}
+
+fn describe_issuance(issuance: &tattle_studio::ledger::Issuance) -> String {
+    format!(
+        "asset {} delivered {} as {}, issuance {} payload {}",
+        issuance.source_path,
+        issuance.issued.as_deref().unwrap_or(&issuance.created),
+        issuance.output_path,
+        issuance.serial,
+        issuance.payload,
+    )
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,12 +1,16 @@
 //! Vendor-keyed marks over a folder of images: does each vendor's copy
 //! trace to that vendor only, after attacks, and is a two-vendor
-//! collusion average ever pinned on an innocent vendor?
+//! collusion average ever pinned on an innocent vendor? The collusion
+//! cells also say which vendors a ledger match names (see
+//! `Detector::match_issued`): each of the 32 vendors was issued serials
+//! 1–32, the colluders' copies carry serial 7.
 //!
 //! `cargo run --release -p tattle-detect --example vendor_bench -- ../shared/corpus`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rayon::prelude::*;
-use tattle_detect::{DetectOptions, Key, Payload, Recipient};
+use tattle_core::plane::luma;
+use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
 use tattle_embed::EmbedOptions;
 
 const VENDORS: u16 = 32;
@@ -34,6 +38,14 @@ fn main() {
         .chain((1..=VENDORS).map(Recipient::Vendor))
         .collect();
     let detector = DetectOptions::default().build_for(&key, &everyone).unwrap();
+    let ledger: Vec<Issued> = (1..=VENDORS)
+        .flat_map(|v| {
+            (1..=32).map(move |serial| Issued {
+                recipient: Recipient::Vendor(v),
+                payload: Payload::new(u64::from(v) << 48 | serial),
+            })
+        })
+        .collect();
     let rows: Vec<String> = paths
         .par_iter()
         .map(|path| {
@@ -62,13 +74,31 @@ fn main() {
             let colluded = tattle_attacks::collusion_average(&[a.clone(), b.clone()]).unwrap();
             for attack in ["identity", "jpeg-75"] {
                 let attacked = (tattle_attacks::find(attack).unwrap().apply)(&colluded, 1).unwrap();
-                let d = detector.detect(&attacked).unwrap();
-                cells.push(match d.recipient {
+                let (d, observation) = detector.examine(&luma(&attacked));
+                let read = match d.recipient {
                     Some(Recipient::Vendor(v @ (3 | 11))) => format!("colluder {v}"),
                     None if d.detected => "mark, no payload".to_owned(),
                     None => "none".to_owned(),
                     Some(other) => format!("INNOCENT:{other}"),
-                });
+                };
+                let matched: Vec<String> = detector
+                    .match_issued(&observation, &ledger)
+                    .unwrap()
+                    .iter()
+                    .map(|m| match m.issued.recipient {
+                        Recipient::Vendor(v @ (3 | 11)) => match m.issued.payload.value() & 0xffff {
+                            7 => v.to_string(),
+                            serial => format!("{v} (serial {serial})"),
+                        },
+                        other => format!("INNOCENT:{other}"),
+                    })
+                    .collect();
+                let matched = if matched.is_empty() {
+                    "none".to_owned()
+                } else {
+                    matched.join(" and ")
+                };
+                cells.push(format!("{read}; ledger: {matched}"));
             }
             format!("| {name} | {} |", cells.join(" | "))
         })

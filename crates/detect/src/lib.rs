@@ -56,6 +56,13 @@
 //! image, see [`restore`]), and the geometric search tries many
 //! geometries ([`sync::HYPOTHESES`], [`MAX_CANDIDATES`]): both bounds are
 //! multiplied by the number of readings that could have been reported.
+//!
+//! A caller that knows which payloads were issued (a studio's ledger) can
+//! ask the narrower question [`Detector::match_issued`] answers: does the
+//! mark match one of these N payloads? Its bound carries the factor N
+//! instead of 2⁶⁴, so it names a recipient from a mark too damaged to be
+//! decoded blind (z ≈ 7.6 against 1,000 payloads, where decoding needs
+//! about 11.5).
 #![deny(missing_docs)]
 // Every path here is reachable from user input: no index that can panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -253,6 +260,43 @@ pub struct Detection {
     pub recipient: Option<Recipient>,
 }
 
+/// A payload given out to a recipient: what [`Detector::match_issued`]
+/// compares a mark with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Issued {
+    /// Whose payload chips the mark was made with.
+    pub recipient: Recipient,
+    /// The payload it carries.
+    pub payload: Payload,
+}
+
+/// The issued payload a mark matches best, among one recipient's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IssuedMatch {
+    /// The best-matching issued payload.
+    pub issued: Issued,
+    /// Normalised correlation of the mark with that payload's codeword (a
+    /// z-score).
+    pub score: f64,
+    /// Base-10 logarithm of the bound on the probability that an image not
+    /// marked with this recipient's chips matches any of the payloads
+    /// compared this strongly.
+    pub false_positive_log10: f64,
+    /// The recipient's next best payload: how far ahead the best is.
+    pub runner_up: Option<RunnerUp>,
+    /// How many issued payloads were compared.
+    pub compared: usize,
+}
+
+/// The second-best payload of a recipient in [`Detector::match_issued`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RunnerUp {
+    /// The payload.
+    pub payload: Payload,
+    /// Its score.
+    pub score: f64,
+}
+
 /// Detects one key's mark. Cheap to share between threads.
 #[derive(Clone)]
 pub struct Detector {
@@ -309,12 +353,20 @@ impl Detector {
     /// pilot's strength tile by tile (see [`Heatmap`]). No map when no mark
     /// was detected.
     pub fn locate(&self, luma: &Plane) -> (Detection, Option<Heatmap>) {
+        let (detection, _, map) = self.examine_and_locate(luma);
+        (detection, map)
+    }
+
+    /// [`Detector::examine`] and [`Detector::locate`] in one search: the
+    /// verdict, the observation it rests on and, when a mark was detected,
+    /// where it was found.
+    pub fn examine_and_locate(&self, luma: &Plane) -> (Detection, Observation, Option<Heatmap>) {
         let found = self.search(LumaSource::Plane(luma));
         let map = found
             .alignment
             .filter(|_| found.detection.detected)
             .and_then(|a| heatmap::measure(luma, &self.options.mask, a, self.pilot_schedule()));
-        (found.detection, map)
+        (found.detection, found.observation, map)
     }
 
     fn search(&self, source: LumaSource) -> Found {
@@ -575,28 +627,19 @@ impl Detector {
         let pilot_score = normalised_correlation(y, pilot.chips(), |i| roles.get(i) == Some(&Role::Pilot));
 
         // Every geometry may be read as received and sharpened.
-        let restorations = restore::RESTORATIONS as f64;
-        let (pilot_hypotheses, payload_candidates) = if self.options.geometric_search {
-            (
-                sync::HYPOTHESES * restorations,
-                (MAX_CANDIDATES * restore::RESTORATIONS) as f64,
-            )
+        let pilot_hypotheses = if self.options.geometric_search {
+            sync::HYPOTHESES * restore::RESTORATIONS as f64
         } else {
-            (restorations, restorations)
+            restore::RESTORATIONS as f64
         };
+        let payload_candidates = self.readings();
         // Every recipient is one more chance for a decoder to find a
         // payload by accident: 2^64 payloads × candidates × recipients.
         let payload_trials_log10 = 64.0 * std::f64::consts::LOG10_2
             + payload_candidates.log10()
             + (self.readers.len() as f64).log10();
         let log10_threshold = self.options.threshold.log10();
-        let payload_norm = y
-            .iter()
-            .zip(roles)
-            .filter(|(_, role)| **role != Role::Pilot)
-            .map(|(v, _)| f64::from(*v) * f64::from(*v))
-            .sum::<f64>()
-            .sqrt();
+        let payload_norm = self.payload_norm(observation);
         let mut read: Option<(Recipient, Payload, f64, f64, usize)> = None;
         let mut channel_errors = code::CODED_BITS;
         let mut best_payload_score = f64::NEG_INFINITY;
@@ -666,6 +709,133 @@ impl Detector {
     /// The recipients whose payloads this detector reads.
     pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
         self.readers.iter().map(|r| r.recipient)
+    }
+
+    /// Compares the mark of `observation` (from [`Detector::examine`]) with
+    /// payloads known to have been issued, for when the payload cannot be
+    /// read blind: the studio knows every payload it gave out, and asking
+    /// "is it one of these N?" needs far less of the mark than decoding one
+    /// of 2⁶⁴.
+    ///
+    /// Each issued payload's codeword, spread with its recipient's chips, is
+    /// correlated with the observation. Under the null hypothesis (not
+    /// marked with that recipient's chips) each correlation is a Rademacher
+    /// sum over the choice of key, as in the blind test, so the bound of the
+    /// best is multiplied by the number of payloads compared and by the
+    /// readings the search could have reported (as the blind payload test's
+    /// is, without its 2⁶⁴). Returns, for every recipient whose best payload
+    /// passes [`DetectOptions::threshold`] on that bound, that payload, best
+    /// first; usually one, several when copies of different recipients were
+    /// mixed.
+    ///
+    /// Two payloads of one recipient that differ in a few bits (consecutive
+    /// serials) have codewords that agree on most bits, so both may pass:
+    /// the best is the likelier, and [`IssuedMatch::runner_up`] says by how
+    /// much. The recipient is established by the bound; the payload among a
+    /// recipient's is the best guess.
+    ///
+    /// Fails when a payload's recipient is not one this detector was built
+    /// for ([`DetectOptions::build_for`]).
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
+    /// use tattle_embed::EmbedOptions;
+    ///
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(384, 384, |x, y| {
+    ///     let v = ((x * 7919 + y * 104729) % 251) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// }));
+    /// let key = Key::from_bytes([7; 32]);
+    /// let vendor = Recipient::Vendor(3);
+    /// let marked = EmbedOptions::default().build_for(&key, vendor).unwrap().embed(&img, Payload::new(41)).unwrap();
+    ///
+    /// let detector = DetectOptions::default().build_for(&key, &[vendor]).unwrap();
+    /// let issued: Vec<Issued> = (40..44).map(|n| Issued { recipient: vendor, payload: Payload::new(n) }).collect();
+    /// let (_, observation) = detector.examine(&tattle_core::plane::luma(&marked));
+    /// let matches = detector.match_issued(&observation, &issued).unwrap();
+    /// assert_eq!(matches[0].issued.payload, Payload::new(41));
+    /// assert!(matches[0].false_positive_log10 < -9.0);
+    ///
+    /// // The unmarked image matches none of them.
+    /// let (_, observation) = detector.examine(&tattle_core::plane::luma(&img));
+    /// assert!(detector.match_issued(&observation, &issued).unwrap().is_empty());
+    /// ```
+    pub fn match_issued(&self, observation: &Observation, issued: &[Issued]) -> Result<Vec<IssuedMatch>> {
+        if let Some(stranger) = issued
+            .iter()
+            .find(|c| !self.readers.iter().any(|r| r.recipient == c.recipient))
+        {
+            return Err(Error::InvalidParameter {
+                name: "issued",
+                reason: format!("{} is not among the detector's recipients", stranger.recipient),
+            });
+        }
+        let norm = self.payload_norm(observation);
+        let trials_log10 = (issued.len().max(1) as f64 * self.readings()).log10();
+        let mut matches = Vec::new();
+        for reader in self.readers.iter() {
+            let soft = soft_bits(&reader.schedule, observation);
+            // (score, payload) of the best two of this recipient's payloads.
+            let mut best: Option<(f64, Payload)> = None;
+            let mut runner_up: Option<(f64, Payload)> = None;
+            for candidate in issued.iter().filter(|c| c.recipient == reader.recipient) {
+                let dot: f64 = code::encode(candidate.payload)
+                    .iter()
+                    .zip(&soft)
+                    .map(|(&bit, &s)| if bit { -f64::from(s) } else { f64::from(s) })
+                    .sum();
+                let score = if norm > 0.0 { dot / norm } else { 0.0 };
+                let entry = Some((score, candidate.payload));
+                if best.is_none_or(|b| score > b.0) {
+                    runner_up = best;
+                    best = entry;
+                } else if runner_up.is_none_or(|r| score > r.0) {
+                    runner_up = entry;
+                }
+            }
+            let Some((score, payload)) = best else { continue };
+            let false_positive_log10 = (log10_tail_bound(score) + trials_log10).min(0.0);
+            if false_positive_log10 <= self.options.threshold.log10() {
+                matches.push(IssuedMatch {
+                    issued: Issued {
+                        recipient: reader.recipient,
+                        payload,
+                    },
+                    score,
+                    false_positive_log10,
+                    runner_up: runner_up.map(|(score, payload)| RunnerUp { payload, score }),
+                    compared: issued.len(),
+                });
+            }
+        }
+        matches.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(matches)
+    }
+
+    /// The readings of one image whose payload could be reported: every
+    /// geometry the search may decode, as received and sharpened. Payload
+    /// bounds are multiplied by it.
+    fn readings(&self) -> f64 {
+        if self.options.geometric_search {
+            (MAX_CANDIDATES * restore::RESTORATIONS) as f64
+        } else {
+            restore::RESTORATIONS as f64
+        }
+    }
+
+    /// The norm of the observation's payload slots, which payload
+    /// correlations are divided by.
+    fn payload_norm(&self, observation: &Observation) -> f64 {
+        let roles = self.pilot_schedule().roles();
+        observation
+            .slots()
+            .iter()
+            .zip(roles)
+            .filter(|(_, role)| **role != Role::Pilot)
+            .map(|(v, _)| f64::from(*v) * f64::from(*v))
+            .sum::<f64>()
+            .sqrt()
     }
 
     fn pilot_schedule(&self) -> &Schedule {

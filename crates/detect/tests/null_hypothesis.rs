@@ -9,7 +9,7 @@ use std::path::Path;
 use image::DynamicImage;
 use tattle_core::plane::luma;
 use tattle_core::prng::KeyedStream;
-use tattle_detect::{DetectOptions, Key, Observation, Payload, Recipient};
+use tattle_detect::{DetectOptions, Issued, Key, Observation, Payload, Recipient};
 use tattle_embed::EmbedOptions;
 
 fn sample_images() -> Vec<DynamicImage> {
@@ -232,28 +232,58 @@ fn full_search_null_trials(trials: usize) {
         }
     }
     pool.extend(synthetic_images());
+    let pool: Vec<_> = pool.iter().map(luma).collect();
+    // A ledger of 1,000 issued payloads, the pool's own among them, each
+    // trial compared with all of them as `tattle trace` does when nothing
+    // can be read blind.
+    let mut rng = KeyedStream::from_seed([124; 32]);
+    let issued: Vec<Issued> = (0..1000u64)
+        .map(|n| match n {
+            0..=8 => 0x5555 + n,
+            _ => rng.next_u64(),
+        })
+        .map(|p| Issued {
+            recipient: Recipient::Studio,
+            payload: Payload::new(p),
+        })
+        .collect();
     let mut rng = KeyedStream::from_seed([123; 32]);
     let keys: Vec<Key> = (0..trials).map(|_| random_key(&mut rng)).collect();
-    let outcomes: Vec<(bool, f64, f64)> = {
+    let outcomes: Vec<(bool, f64, f64, f64)> = {
         use rayon::prelude::*;
         keys.par_iter()
             .enumerate()
             .map(|(trial, key)| {
                 let detector = DetectOptions::default().build(key).unwrap();
-                let d = detector.detect(&pool[trial % pool.len()]).unwrap();
-                (d.detected || d.payload.is_some(), d.false_positive_log10, d.score)
+                let (d, observation) = detector.examine(&pool[trial % pool.len()]);
+                let matched = detector.match_issued(&observation, &issued).unwrap();
+                // The bound of the best match, reported or not.
+                let all = DetectOptions::default().threshold(0.5).build(key).unwrap();
+                let best_match = all
+                    .match_issued(&observation, &issued)
+                    .unwrap()
+                    .first()
+                    .map_or(0.0, |m| m.false_positive_log10);
+                (
+                    d.detected || d.payload.is_some() || !matched.is_empty(),
+                    d.false_positive_log10,
+                    d.score,
+                    best_match,
+                )
             })
             .collect()
     };
     let detections = outcomes.iter().filter(|o| o.0).count();
     let lowest_log10 = outcomes.iter().map(|o| o.1).fold(0.0f64, f64::min);
     let highest_score = outcomes.iter().map(|o| o.2).fold(f64::NEG_INFINITY, f64::max);
+    let lowest_match = outcomes.iter().map(|o| o.3).fold(0.0f64, f64::min);
     eprintln!(
-        "{trials} full-search null trials: {detections} detections; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}"
+        "{trials} full-search null trials: {detections} detections or ledger matches; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}; lowest log10 p of the best of 1,000 issued payloads {lowest_match:.2}"
     );
     assert_eq!(detections, 0);
     // The threshold is 1e-9; the null should stay far from it.
     assert!(lowest_log10 > -6.0, "{lowest_log10}");
+    assert!(lowest_match > -6.0, "{lowest_match}");
 }
 
 #[test]

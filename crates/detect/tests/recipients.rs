@@ -1,12 +1,13 @@
 //! Vendor-keyed payloads: each vendor's mark reads only with that vendor's
-//! chips, and a collusion average is never pinned on a third vendor.
+//! chips, and a collusion average is never pinned on a third vendor; the
+//! ledger match names both colluders.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
 use image::DynamicImage;
-use tattle_detect::{DetectOptions, Key, Payload, Recipient};
+use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
 use tattle_embed::EmbedOptions;
 
 fn sample(name: &str) -> DynamicImage {
@@ -67,7 +68,7 @@ fn each_vendor_reads_only_its_own_mark() {
 }
 
 #[test]
-fn a_collusion_average_is_never_attributed_to_a_third_vendor() {
+fn a_collusion_average_names_both_colluders_and_never_a_third_vendor() {
     let key = Key::from_bytes([22; 32]);
     for name in [
         "photo_kodim23.png",
@@ -105,6 +106,30 @@ fn a_collusion_average_is_never_attributed_to_a_third_vendor() {
             assert!(
                 innocents.payload_score < NULL_PAYLOAD_SCORE,
                 "{name}: {innocents:?}"
+            );
+            // Compared with the payloads issued (0x1–0x10 to each vendor),
+            // the mark matches both colluders' and no innocent's.
+            let ledger: Vec<Issued> = VENDORS
+                .iter()
+                .flat_map(|&recipient| {
+                    (1..=0x10).map(move |p| Issued {
+                        recipient,
+                        payload: Payload::new(p),
+                    })
+                })
+                .collect();
+            let (_, observation) = detector.examine(&tattle_core::plane::luma(&colluded));
+            let mut named: Vec<_> = detector
+                .match_issued(&observation, &ledger)
+                .unwrap()
+                .iter()
+                .map(|m| (m.issued.recipient, m.issued.payload.value()))
+                .collect();
+            named.sort();
+            assert_eq!(
+                named,
+                [(VENDORS[0], 0xa), (VENDORS[1], 0xb)],
+                "{name}, search {search}"
             );
         }
     }

@@ -513,6 +513,28 @@ impl Ledger {
     pub fn pending(&self) -> Result<Vec<Issuance>> {
         self.issuances_where("i.status = 'pending'", [])
     }
+
+    /// The vendor id and payload of every issuance, by serial: what a
+    /// leaked mark is compared with, without the rest of each record.
+    pub fn issued_payloads(&self) -> Result<Vec<(u16, Payload)>> {
+        self.read(|c| {
+            c.prepare("SELECT vendor_id, payload FROM issuances ORDER BY serial")?
+                .query_map([], |row| Ok((row.get(0)?, parse_payload(row, 1)?)))?
+                .collect()
+        })
+    }
+}
+
+/// The payload stored in column `column` of a ledger row.
+fn parse_payload(row: &Row<'_>, column: usize) -> rusqlite::Result<Payload> {
+    let payload: Option<String> = row.get(column)?;
+    payload.as_deref().and_then(|p| p.parse().ok()).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            "invalid payload in the ledger".into(),
+        )
+    })
 }
 
 fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
@@ -559,14 +581,10 @@ fn issuance_from_row(row: &Row<'_>) -> rusqlite::Result<Issuance> {
             format!("invalid {what} in the ledger").into(),
         )
     };
-    let payload: Option<String> = row.get(1)?;
     let status: String = row.get(4)?;
     Ok(Issuance {
         serial: row.get(0)?,
-        payload: payload
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| invalid(1, "payload"))?,
+        payload: parse_payload(row, 1)?,
         vendor_id: row.get(2)?,
         vendor: row.get(3)?,
         status: match status.as_str() {
@@ -644,6 +662,12 @@ mod tests {
         let again = ledger.begin_issuance(&request(vendor.id, "aa", out)).unwrap();
         assert_ne!(again.serial, first.serial);
         assert_eq!(ledger.pending().unwrap().len(), 1);
+        // Every issuance's payload, pending ones too (a stamp may have
+        // published its file before it was interrupted).
+        assert_eq!(
+            ledger.issued_payloads().unwrap(),
+            [(vendor.id, done.payload), (vendor.id, again.payload)]
+        );
     }
 
     #[test]

@@ -21,9 +21,10 @@
 //! let tracer = Tracer::new(&studio, &ledger, 1e-9).unwrap();
 //! let leaked = image::open(&out).unwrap();
 //! match tracer.trace(&leaked, false).unwrap().verdict {
-//!     Verdict::Attributed { vendor, issuance } => {
+//!     Verdict::Attributed { vendor, issuance, also } => {
 //!         assert_eq!(vendor.name, "Bolt Paint");
 //!         assert_eq!(issuance.serial, issued.issuance().serial);
+//!         assert!(also.is_empty(), "no other vendor's copy is mixed in");
 //!     }
 //!     other => panic!("{other:?}"),
 //! }

@@ -7,12 +7,25 @@
 //! attributed only when the vendor whose chips decoded it, the vendor id in
 //! the payload and the ledger's record of the serial all agree; anything
 //! else is reported as it is, never mapped to a vendor by guess.
+//!
+//! When no payload can be read blind (the image was damaged too much for
+//! 64 bits to be decoded), the mark is compared with every payload the
+//! ledger issued ([`Detector::match_issued`]): naming one of N known
+//! payloads needs far less of the mark than decoding one of 2⁶⁴, and its
+//! false-positive bound is multiplied by N instead. The vendor is named
+//! when that bound passes the threshold; the issuance is the best match
+//! among the vendor's, reported with the runner-up's score.
+//!
+//! The same comparison runs when a payload was read, to find the others
+//! in a copy averaged from several vendors' (collusion): the decoder
+//! reads one payload at most, the comparison names every vendor whose
+//! issued payload the mark matches.
 
 use image::{DynamicImage, Rgb, RgbImage};
 use serde::Serialize;
 use tattle_core::plane::luma;
 use tattle_core::{Payload, Recipient};
-use tattle_detect::{DetectOptions, Detection, Detector, Heatmap};
+use tattle_detect::{DetectOptions, Detection, Detector, Heatmap, Issued, IssuedMatch};
 
 use crate::error::{Error, Result};
 use crate::ledger::{split_payload, Issuance, Ledger, Vendor};
@@ -41,6 +54,22 @@ pub enum Verdict {
         vendor: Vendor,
         /// The issuance.
         issuance: Box<Issuance>,
+        /// Other vendors' issuances the mark matches too, strongest first:
+        /// copies of several vendors mixed together.
+        also: Vec<IssuedMatch>,
+    },
+    /// No payload could be read blind, but the mark matches a payload the
+    /// ledger issued (see the module docs).
+    Matched {
+        /// The vendor.
+        vendor: Vendor,
+        /// The best-matching of the vendor's issuances.
+        issuance: Box<Issuance>,
+        /// The match: its score, its false-positive bound, the runner-up.
+        evidence: IssuedMatch,
+        /// Other vendors' issuances that matched too, strongest first:
+        /// copies of several vendors mixed together.
+        also: Vec<IssuedMatch>,
     },
 }
 
@@ -57,15 +86,26 @@ pub struct Trace {
     pub heatmap: Option<Heatmap>,
 }
 
+impl Trace {
+    /// Whether the studio's mark was found: detected, or matched with an
+    /// issued payload.
+    pub fn found(&self) -> bool {
+        self.detection.detected || matches!(self.verdict, Verdict::Matched { .. })
+    }
+}
+
 /// Traces images against a studio's ledger.
 #[derive(Debug)]
 pub struct Tracer<'a> {
     ledger: &'a Ledger,
     detector: Detector,
+    /// Every payload the ledger issued, with the vendor it was issued to.
+    issued: Vec<Issued>,
 }
 
 impl<'a> Tracer<'a> {
-    /// Prepares a tracer for every vendor registered now.
+    /// Prepares a tracer for every vendor registered, and every issuance
+    /// recorded, now.
     pub fn new(studio: &Studio, ledger: &'a Ledger, threshold: f64) -> Result<Self> {
         let key = studio.key()?;
         ledger.check_key(&key)?;
@@ -77,21 +117,47 @@ impl<'a> Tracer<'a> {
                 path: studio.key_path(),
                 cause: source,
             })?;
-        Ok(Self { ledger, detector })
+        let issued = ledger
+            .issued_payloads()?
+            .into_iter()
+            .map(|(vendor, payload)| Issued {
+                recipient: Recipient::Vendor(vendor),
+                payload,
+            })
+            .collect();
+        Ok(Self {
+            ledger,
+            detector,
+            issued,
+        })
     }
 
     /// Traces one image; with `heatmap`, also maps where the mark is.
     pub fn trace(&self, image: &DynamicImage, heatmap: bool) -> Result<Trace> {
         let plane = luma(image);
-        let (detection, map) = if heatmap {
-            self.detector.locate(&plane)
+        let (detection, observation, map) = if heatmap {
+            self.detector.examine_and_locate(&plane)
         } else {
-            (self.detector.detect_luma(&plane), None)
+            let (detection, observation) = self.detector.examine(&plane);
+            (detection, observation, None)
         };
+        let matches = self
+            .detector
+            .match_issued(&observation, &self.issued)
+            .map_err(|source| Error::Engine {
+                path: self.ledger.path().to_owned(),
+                cause: source,
+            })?;
         let verdict = match (detection.detected, detection.payload, detection.recipient) {
-            (false, _, _) => Verdict::NotFound,
-            (true, Some(payload), Some(recipient)) => self.attribute(payload, recipient)?,
-            (true, _, _) => Verdict::Unreadable,
+            (true, Some(payload), Some(recipient)) => self.attribute(payload, recipient, matches)?,
+            (detected, _, _) => {
+                let unread = if detected {
+                    Verdict::Unreadable
+                } else {
+                    Verdict::NotFound
+                };
+                self.matched(matches)?.unwrap_or(unread)
+            }
         };
         Ok(Trace {
             verdict,
@@ -100,7 +166,37 @@ impl<'a> Tracer<'a> {
         })
     }
 
-    fn attribute(&self, payload: Payload, recipient: Recipient) -> Result<Verdict> {
+    /// The verdict on a mark whose payload could not be read blind, from
+    /// the issued payloads it matches ([`Detector::match_issued`], best
+    /// first), when there are any.
+    fn matched(&self, matches: Vec<IssuedMatch>) -> Result<Option<Verdict>> {
+        let mut matches = matches.into_iter();
+        let Some(evidence) = matches.next() else {
+            return Ok(None);
+        };
+        let Recipient::Vendor(id) = evidence.issued.recipient else {
+            return Ok(None);
+        };
+        let (Some(issuance), Some(vendor)) = (
+            self.ledger.lookup(evidence.issued.payload)?,
+            self.ledger.vendor(id)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Verdict::Matched {
+            vendor,
+            issuance: Box::new(issuance),
+            evidence,
+            also: matches.collect(),
+        }))
+    }
+
+    fn attribute(
+        &self,
+        payload: Payload,
+        recipient: Recipient,
+        matches: Vec<IssuedMatch>,
+    ) -> Result<Verdict> {
         let unknown = Verdict::UnknownPayload { payload, recipient };
         let Recipient::Vendor(reader) = recipient else {
             return Ok(unknown);
@@ -112,9 +208,14 @@ impl<'a> Tracer<'a> {
         else {
             return Ok(unknown);
         };
+        let also = matches
+            .into_iter()
+            .filter(|m| m.issued.recipient != recipient)
+            .collect();
         Ok(Verdict::Attributed {
             vendor,
             issuance: Box::new(issuance),
+            also,
         })
     }
 }

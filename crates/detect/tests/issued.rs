@@ -1,0 +1,131 @@
+//! Matching a mark with the payloads a studio issued (`Detector::match_issued`),
+//! for images too damaged for the payload to be read blind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use image::DynamicImage;
+use tattle_attacks::Chain;
+use tattle_core::plane::luma;
+use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
+use tattle_embed::EmbedOptions;
+
+const OURS: Recipient = Recipient::Vendor(1);
+const THEIRS: Recipient = Recipient::Vendor(2);
+
+fn frame() -> DynamicImage {
+    image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/film3d_bbb_splash.png")).unwrap()
+}
+
+fn key() -> Key {
+    Key::from_bytes([21; 32])
+}
+
+/// Vendor 1's payload of serial `serial`, as the studio ledger forms it.
+fn payload(recipient: Recipient, serial: u64) -> Payload {
+    let Recipient::Vendor(id) = recipient else {
+        unreachable!()
+    };
+    Payload::new((u64::from(id) << 48) | serial)
+}
+
+/// A ledger of 1,000 issuances: serials 1..=500 to each vendor.
+fn ledger() -> Vec<Issued> {
+    (1..=500)
+        .flat_map(|serial| {
+            [OURS, THEIRS].map(|recipient| Issued {
+                recipient,
+                payload: payload(recipient, serial),
+            })
+        })
+        .collect()
+}
+
+/// The frame marked for `recipient` with `serial`, halved and saved as JPEG 75:
+/// too little is left to decode 64 bits blind.
+fn leaked(recipient: Recipient, serial: u64) -> DynamicImage {
+    let marked = EmbedOptions::default()
+        .build_for(&key(), recipient)
+        .unwrap()
+        .embed(&frame(), payload(recipient, serial))
+        .unwrap();
+    Chain::parse("scale-0.5-bicubic+jpeg-75")
+        .unwrap()
+        .apply(&marked, 7)
+        .unwrap()
+}
+
+#[test]
+fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
+    let detector = DetectOptions::default()
+        .build_for(&key(), &[OURS, THEIRS])
+        .unwrap();
+    let (blind, observation) = detector.examine(&luma(&leaked(OURS, 250)));
+    assert_eq!(
+        blind.payload, None,
+        "the blind reading must fail for this test to mean anything"
+    );
+    let matches = detector.match_issued(&observation, &ledger()).unwrap();
+    assert_eq!(matches.len(), 1, "{matches:?}");
+    let best = &matches[0];
+    assert_eq!(best.issued.recipient, OURS);
+    assert_eq!(best.issued.payload, payload(OURS, 250));
+    assert_eq!(best.compared, 1000);
+    assert!(best.false_positive_log10 < -9.0, "{best:?}");
+    // The bound is the tail of the score times 1,000 payloads times the
+    // search's 16 readings.
+    let tail = tattle_core::stats::log10_tail_bound(best.score);
+    assert!((best.false_positive_log10 - (tail + 16_000f64.log10())).abs() < 1e-9);
+    // Consecutive serials have close codewords: the runner-up is one of
+    // them, and scores less.
+    let runner_up = best.runner_up.unwrap();
+    assert!(runner_up.score < best.score);
+    let serial = runner_up.payload.value() & ((1 << 48) - 1);
+    assert!(serial != 250 && serial <= 500, "{runner_up:?}");
+}
+
+#[test]
+fn unmarked_other_keys_and_other_vendors_match_nothing() {
+    let detector = DetectOptions::default().build_for(&key(), &[OURS]).unwrap();
+    let ours_only: Vec<Issued> = ledger().into_iter().filter(|i| i.recipient == OURS).collect();
+    // The unmarked frame, put through the same attack.
+    let unmarked = Chain::parse("scale-0.5-bicubic+jpeg-75")
+        .unwrap()
+        .apply(&frame(), 7)
+        .unwrap();
+    let (_, observation) = detector.examine(&luma(&unmarked));
+    assert!(detector
+        .match_issued(&observation, &ours_only)
+        .unwrap()
+        .is_empty());
+    // Another vendor's copy, undamaged: its mark is plain to see, but none
+    // of our vendor's payloads match it.
+    let theirs = EmbedOptions::default()
+        .build_for(&key(), THEIRS)
+        .unwrap()
+        .embed(&frame(), payload(THEIRS, 250))
+        .unwrap();
+    let (found, observation) = detector.examine(&luma(&theirs));
+    assert!(found.detected);
+    assert!(detector
+        .match_issued(&observation, &ours_only)
+        .unwrap()
+        .is_empty());
+    // Our vendor's copy, under another studio's key.
+    let other = DetectOptions::default()
+        .build_for(&Key::from_bytes([22; 32]), &[OURS])
+        .unwrap();
+    let (_, observation) = other.examine(&luma(&leaked(OURS, 250)));
+    assert!(other.match_issued(&observation, &ours_only).unwrap().is_empty());
+}
+
+#[test]
+fn payloads_of_recipients_the_detector_does_not_read_are_refused() {
+    let detector = DetectOptions::default().build_for(&key(), &[OURS]).unwrap();
+    let (_, observation) = detector.examine(&luma(&frame()));
+    let err = detector.match_issued(&observation, &ledger()).unwrap_err();
+    assert!(err.to_string().contains("vendor 2"), "{err}");
+    // An empty list matches nothing.
+    assert!(detector.match_issued(&observation, &[]).unwrap().is_empty());
+}
