@@ -402,6 +402,8 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
     let evidence = &trace["evidence"];
     assert_eq!(evidence["issued"]["recipient"]["vendor"], 2, "{evidence}");
     assert_eq!(evidence["compared"], 2);
+    // One issuance per vendor: no other of Bolt's to rule out.
+    assert!(evidence["another_log10"].is_null(), "{evidence}");
     assert!(
         evidence["false_positive_log10"].as_f64().unwrap() < -9.0,
         "{evidence}"

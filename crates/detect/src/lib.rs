@@ -282,6 +282,16 @@ pub struct IssuedMatch {
     /// marked with this recipient's chips matches any of the payloads
     /// compared this strongly.
     pub false_positive_log10: f64,
+    /// Base-10 logarithm of the bound on the probability that the mark is
+    /// another of this recipient's payloads compared, not this one: for
+    /// each other payload, the bits where its codeword and this one's
+    /// differ are correlated with this one's, a score that would lean
+    /// negative were the other payload the one marked; the closest contest,
+    /// times the number of others, bounds it. It assumes, as a model, that
+    /// the noise the image went through is independent of the chips (the
+    /// recipient's own bound, `false_positive_log10`, assumes nothing about
+    /// the image). `None` when the recipient had no other payload.
+    pub another_log10: Option<f64>,
     /// The recipient's next best payload: how far ahead the best is.
     pub runner_up: Option<RunnerUp>,
     /// How many issued payloads were compared.
@@ -772,6 +782,7 @@ impl Detector {
             });
         }
         let norm = self.payload_norm(observation);
+        let energies = bit_energies(self.pilot_schedule(), observation);
         let trials_log10 = (issued.len().max(1) as f64 * self.readings()).log10();
         let mut matches = Vec::new();
         for reader in self.readers.iter() {
@@ -796,18 +807,35 @@ impl Detector {
             }
             let Some((score, payload)) = best else { continue };
             let false_positive_log10 = (log10_tail_bound(score) + trials_log10).min(0.0);
-            if false_positive_log10 <= self.options.threshold.log10() {
-                matches.push(IssuedMatch {
-                    issued: Issued {
-                        recipient: reader.recipient,
-                        payload,
-                    },
-                    score,
-                    false_positive_log10,
-                    runner_up: runner_up.map(|(score, payload)| RunnerUp { payload, score }),
-                    compared: issued.len(),
-                });
+            if false_positive_log10 > self.options.threshold.log10() {
+                continue;
             }
+            // Against each other payload of the recipient, the bits where
+            // the two codewords differ decide between them; the closest
+            // such contest bounds how likely another was the one marked.
+            let codeword = code::encode(payload);
+            let others: Vec<Payload> = issued
+                .iter()
+                .filter(|c| c.recipient == reader.recipient && c.payload != payload)
+                .map(|c| c.payload)
+                .collect();
+            let closest = others
+                .iter()
+                .map(|other| contest_score(&codeword, &code::encode(*other), &soft, &energies))
+                .fold(f64::INFINITY, f64::min);
+            let another_log10 = (!others.is_empty())
+                .then(|| (log10_tail_bound(closest) + (others.len() as f64).log10()).min(0.0));
+            matches.push(IssuedMatch {
+                issued: Issued {
+                    recipient: reader.recipient,
+                    payload,
+                },
+                score,
+                false_positive_log10,
+                another_log10,
+                runner_up: runner_up.map(|(score, payload)| RunnerUp { payload, score }),
+                compared: issued.len(),
+            });
         }
         matches.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(matches)
@@ -1005,6 +1033,41 @@ impl Detector {
             trace.describe(family_truth)
         });
         lattices.chain(families).collect()
+    }
+}
+
+/// The energy of the slots of every coded bit: the squares of the values
+/// whose chip-weighted sum is that bit's soft value.
+fn bit_energies(schedule: &Schedule, observation: &Observation) -> Vec<f64> {
+    let mut energies = vec![0.0f64; code::CODED_BITS];
+    for (role, v) in schedule.roles().iter().zip(observation.slots()) {
+        if let Role::Coded(bit) = role {
+            if let Some(e) = energies.get_mut(usize::from(*bit)) {
+                *e += f64::from(*v) * f64::from(*v);
+            }
+        }
+    }
+    energies
+}
+
+/// The normalised correlation with codeword `a` of the coded bits where it
+/// differs from `b`: the evidence for `a` over `b`. Were `b` the codeword
+/// marked, those bits would carry `b`'s signs and this would lean negative,
+/// so its chance of reaching a score `t` is at most the null bound at `t`
+/// (the chips being independent of the image and of the noise of its
+/// attacks).
+fn contest_score(a: &[bool], b: &[bool], soft: &[f32], energies: &[f64]) -> f64 {
+    let (mut dot, mut energy) = (0.0f64, 0.0f64);
+    for (((&bit, &other), &s), &e) in a.iter().zip(b).zip(soft).zip(energies) {
+        if bit != other {
+            dot += if bit { -f64::from(s) } else { f64::from(s) };
+            energy += e;
+        }
+    }
+    if energy > 0.0 {
+        dot / energy.sqrt()
+    } else {
+        0.0
     }
 }
 
