@@ -791,6 +791,10 @@ impl Detector {
             let mut best: Option<(f64, Payload)> = None;
             let mut runner_up: Option<(f64, Payload)> = None;
             for candidate in issued.iter().filter(|c| c.recipient == reader.recipient) {
+                if best.is_some_and(|b| b.1 == candidate.payload) {
+                    // Listed twice: it is not its own runner-up.
+                    continue;
+                }
                 let dot: f64 = code::encode(candidate.payload)
                     .iter()
                     .zip(&soft)

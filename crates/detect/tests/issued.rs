@@ -138,4 +138,10 @@ fn payloads_of_recipients_the_detector_does_not_read_are_refused() {
     assert!(err.to_string().contains("vendor 2"), "{err}");
     // An empty list matches nothing.
     assert!(detector.match_issued(&observation, &[]).unwrap().is_empty());
+    // A payload listed twice is neither its own runner-up nor its own rival.
+    let twice = [ledger()[0], ledger()[0]];
+    let (_, observation) = detector.examine(&luma(&marked(OURS, 1)));
+    let found = detector.match_issued(&observation, &twice).unwrap();
+    assert_eq!(found[0].issued, twice[0]);
+    assert_eq!((found[0].runner_up, found[0].another_log10), (None, None));
 }
