@@ -590,3 +590,120 @@ fn an_hdr_exr_is_marked_as_float_and_traced_in_its_srgb_jpeg_export() {
         "the JPEG is not the sRGB view: mean error {mean_error}"
     );
 }
+
+#[test]
+fn detect_matches_a_listed_payload_when_none_can_be_read_blind() {
+    let dir = tempfile::tempdir().unwrap();
+    tattle_core::Key::from_bytes([21; 32])
+        .write_new(&dir.path().join("k.key"))
+        .unwrap();
+    let payload = "00000000000000fa";
+    let input = sample("film3d_bbb_splash.png");
+    let o = run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            payload,
+            &input,
+            "-o",
+            "m.png",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Halved and re-encoded as JPEG 72: too little is left for 64 bits.
+    let halved = image::open(dir.path().join("m.png"))
+        .unwrap()
+        .resize(480, 270, image::imageops::FilterType::CatmullRom)
+        .to_rgb8();
+    let mut jpeg = Vec::new();
+    halved
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 72))
+        .unwrap();
+    std::fs::write(dir.path().join("leak.jpg"), jpeg).unwrap();
+    let o = run(&["detect", "--key", "k.key", "--json", "leak.jpg"], dir.path());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "blind reading must fail for this test to mean anything: {}",
+        stdout(&o)
+    );
+
+    // The payloads given out: this one, its neighbours and 990 others.
+    let mut list = String::from("# payloads given out with k.key\n\n");
+    for n in 0..1000u64 {
+        let p = if n < 10 {
+            0xf5 + n
+        } else {
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        };
+        list.push_str(&format!("{p:016x}  # delivery {n}\n"));
+    }
+    std::fs::write(dir.path().join("given.txt"), list).unwrap();
+    let o = run(
+        &[
+            "detect",
+            "--key",
+            "k.key",
+            "--payloads",
+            "given.txt",
+            "--json",
+            "leak.jpg",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(line["payload"].is_null(), "{line}");
+    assert_eq!(line["matched"]["issued"]["payload"], payload, "{line}");
+    assert_eq!(line["matched"]["compared"], 1000);
+    assert!(
+        line["matched"]["false_positive_log10"].as_f64().unwrap() < -9.0,
+        "{line}"
+    );
+    let scale = line["geometry"]["scale_x"].as_f64().unwrap();
+    assert!((scale - 0.5).abs() < 0.01, "{line}");
+    let o = run(
+        &["detect", "--key", "k.key", "--payloads", "given.txt", "leak.jpg"],
+        dir.path(),
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("matches payload {payload}, the best of the 1000 listed"))
+            && text.contains("scaled 0.50"),
+        "{text}"
+    );
+
+    // The unmarked frame matches none of them.
+    let o = run(
+        &["detect", "--key", "k.key", "--payloads", "given.txt", &input],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no mark found"), "{}", stdout(&o));
+
+    // A list with a bad line is refused, naming the file and the line.
+    std::fs::write(dir.path().join("bad.txt"), "00000000000000fa\nnot-a-payload\n").unwrap();
+    let o = run(
+        &["detect", "--key", "k.key", "--payloads", "bad.txt", "leak.jpg"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.txt line 2"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = run(
+        &[
+            "detect",
+            "--key",
+            "k.key",
+            "--payloads",
+            "missing.txt",
+            "leak.jpg",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+}

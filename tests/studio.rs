@@ -409,11 +409,15 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
         "{evidence}"
     );
     assert_eq!(trace["also"].as_array().unwrap().len(), 0);
+    // Where the mark was found: the halving, undone.
+    let scale = &trace["detection"]["geometry"]["scale_x"];
+    assert!((scale.as_f64().unwrap() - 0.5).abs() < 0.01, "{trace}");
 
     let out = text(&ok(tattle(&studio, &["trace", leak.to_str().unwrap()])).stdout);
     assert!(
         out.contains("leaked from vendor \"Bolt Paint\"")
             && out.contains("unreadable blind")
+            && out.contains("scaled 0.50")
             && out.contains("bolt/film3d_bbb_splash.png"),
         "{out}"
     );

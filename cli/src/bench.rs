@@ -14,7 +14,7 @@ use tattle_core::plane::luma;
 use tattle_core::prng::KeyedStream;
 use tattle_core::Recipient;
 use tattle_core::{Key, Payload};
-use tattle_detect::{DetectOptions, Detector, Issued, Observation};
+use tattle_detect::{DetectOptions, Detector, Issued, Reading};
 use tattle_embed::EmbedOptions;
 
 use tattle_studio::files;
@@ -279,9 +279,9 @@ fn bench_image(
     let payload = payload_for(index);
     let ledger = ledger_for(index, rig.ledger);
     // Whether an examined image matches any payload of the ledger.
-    let matches = |detector: &Detector, observation: &Observation| -> Result<Option<Payload>> {
+    let matches = |detector: &Detector, reading: &Reading| -> Result<Option<Payload>> {
         Ok(detector
-            .match_issued(observation, &ledger)?
+            .match_issued(reading, &ledger)?
             .first()
             .map(|m| m.issued.payload))
     };
@@ -301,22 +301,22 @@ fn bench_image(
                 .apply(&marked, seed)
                 .with_context(|| format!("{}: {}", path.display(), attack.name()))?;
             let attacked_luma = luma(&attacked);
-            let (found, observation) = rig.detect.examine(&attacked_luma);
+            let (found, reading) = rig.detect.examine(&attacked_luma);
             let unmarked = attack.apply(&original, seed)?;
-            let (unmarked_found, unmarked_observation) = rig.detect.examine(&luma(&unmarked));
-            let (wrong_key_found, wrong_key_observation) = rig.wrong_key.examine(&attacked_luma);
+            let (unmarked_found, unmarked_reading) = rig.detect.examine(&luma(&unmarked));
+            let (wrong_key_found, wrong_key_reading) = rig.wrong_key.examine(&attacked_luma);
             let exact = found.payload == Some(payload);
             let outcome = Outcome {
                 attack: attack.name().to_owned(),
                 detected: found.detected,
                 exact,
-                raw_bit_errors: rig.detect.raw_bit_errors(&observation, payload),
+                raw_bit_errors: rig.detect.raw_bit_errors(&reading.observation, payload),
                 score: found.score,
                 false_positive_unmarked: unmarked_found.detected,
                 false_positive_wrong_key: wrong_key_found.detected,
-                traced: exact || matches(&rig.detect, &observation)? == Some(payload),
-                ledger_match_unmarked: matches(&rig.detect, &unmarked_observation)?.is_some(),
-                ledger_match_wrong_key: matches(&rig.wrong_key, &wrong_key_observation)?.is_some(),
+                traced: exact || matches(&rig.detect, &reading)? == Some(payload),
+                ledger_match_unmarked: matches(&rig.detect, &unmarked_reading)?.is_some(),
+                ledger_match_wrong_key: matches(&rig.wrong_key, &wrong_key_reading)?.is_some(),
             };
             bar.inc(1);
             Ok(outcome)

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use tattle_core::{Key, Payload};
-use tattle_detect::{DetectOptions, Detection};
+use tattle_core::{Key, Payload, Recipient};
+use tattle_detect::{DetectOptions, Detection, Issued, IssuedMatch};
 use tattle_embed::EmbedOptions;
 use tattle_studio::files;
 use tattle_studio::warm::WarmWorkers;
@@ -78,6 +78,14 @@ enum Command {
         /// Largest false-positive probability at which a mark is reported.
         #[arg(long, default_value_t = 1e-9)]
         threshold: f64,
+        /// A text file of the payloads marked with `tattle embed` under this
+        /// key, one per line (16 hexadecimal digits; blank lines and `#`
+        /// comments ignored). When a payload cannot be read blind, the mark
+        /// is compared with them, which needs far less of it; the
+        /// false-positive bound is multiplied by their number. (`tattle
+        /// trace` does this with the ledger for `tattle stamp`'s vendors.)
+        #[arg(long, value_name = "FILE")]
+        payloads: Option<PathBuf>,
     },
     /// Create a studio workspace: tattle.toml, a new secret key and an empty ledger.
     Init {
@@ -152,7 +160,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inputs,
             json,
             threshold,
-        } => detect(&key, &inputs, json, threshold),
+            payloads,
+        } => detect(&key, &inputs, json, threshold, payloads.as_deref()),
         Command::Init { dir, name } => studio::init(&dir, name),
         Command::Vendor { command } => studio::vendor(&cli.studio, command),
         Command::Stamp(args) => studio::stamp(&cli.studio, args),
@@ -228,39 +237,81 @@ struct DetectRecord<'a> {
     path: &'a str,
     #[serde(flatten)]
     detection: &'a Detection,
+    /// The listed payload the mark matches, when none was read blind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<&'a IssuedMatch>,
 }
 
-fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Result<ExitCode> {
+/// Reads `--payloads`: one payload per line, blank lines and `#` comments
+/// ignored. A line that is not a payload is an error naming the file and
+/// the line.
+fn read_payloads(path: &Path) -> Result<Vec<Issued>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read payload list {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n, line.split('#').next().unwrap_or_default().trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(n, line)| {
+            let payload: Payload = line
+                .parse()
+                .with_context(|| format!("{} line {}", path.display(), n + 1))?;
+            Ok(Issued {
+                recipient: Recipient::Studio,
+                payload,
+            })
+        })
+        .collect()
+}
+
+fn detect(
+    key_path: &Path,
+    inputs: &[PathBuf],
+    json: bool,
+    threshold: f64,
+    payloads: Option<&Path>,
+) -> Result<ExitCode> {
     let key = load_key(key_path)?;
+    let issued = payloads.map(read_payloads).transpose()?.unwrap_or_default();
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
-    let mut all_detected = true;
+    let mut all_found = true;
     let mut failed = false;
     let stdout = std::io::stdout();
     for input in inputs {
         let result = WarmWorkers::during(|| files::load_image(input))
             .map_err(anyhow::Error::from)
             .and_then(|img| {
-                detector
-                    .detect(&img)
-                    .with_context(|| format!("cannot examine {}", input.display()))
+                let (mut detection, reading) = detector.examine(&tattle_core::plane::luma(&img));
+                let matched = if detection.payload.is_none() {
+                    detector.match_issued(&reading, &issued)?.into_iter().next()
+                } else {
+                    None
+                };
+                if matched.is_some() {
+                    // Where the mark was found: the reading the match rests on.
+                    detection.geometry = Some(reading.geometry);
+                    detection.sharpened = reading.sharpened;
+                }
+                Ok((detection, matched))
             });
-        let detection = match result {
-            Ok(d) => d,
+        let (detection, matched) = match result {
+            Ok(found) => found,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
                 failed = true;
                 continue;
             }
         };
-        all_detected &= detection.detected;
+        all_found &= detection.detected || matched.is_some();
         let path = input.display().to_string();
         let line = if json {
             serde_json::to_string(&DetectRecord {
                 path: &path,
                 detection: &detection,
+                matched: matched.as_ref(),
             })?
         } else {
-            describe(&path, &detection)
+            describe(&path, &detection, matched.as_ref())
         };
         if writeln!(stdout.lock(), "{line}").is_err() {
             // A closed pipe (`| head`) is not an error worth reporting.
@@ -269,20 +320,29 @@ fn detect(key_path: &Path, inputs: &[PathBuf], json: bool, threshold: f64) -> Re
     }
     Ok(if failed {
         ExitCode::from(2)
-    } else if all_detected {
+    } else if all_found {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-fn describe(path: &str, d: &Detection) -> String {
+fn describe(path: &str, d: &Detection, matched: Option<&IssuedMatch>) -> String {
     let odds = format!("{}, score {:.1}", report::describe_odds(d), d.score);
     let recovery = report::describe_recovery(d);
-    match (d.detected, d.payload) {
-        (true, Some(p)) => format!("{path}: marked, payload {p} ({odds}){recovery}"),
-        (true, None) => format!("{path}: marked, payload unreadable ({odds}){recovery}"),
-        (false, _) => format!("{path}: no mark found ({odds})"),
+    match (d.detected, d.payload, matched) {
+        (true, Some(p), _) => format!("{path}: marked, payload {p} ({odds}){recovery}"),
+        (_, None, Some(m)) => format!(
+            "{path}: marked; no payload read blind, but the mark matches payload {}, the best of the {} listed \
+             (score {:.2}, false-positive probability {}){}{recovery}",
+            m.issued.payload,
+            m.compared,
+            m.score,
+            report::format_probability(m.false_positive_log10),
+            report::describe_contest(m, "the listed payloads"),
+        ),
+        (true, None, None) => format!("{path}: marked, payload unreadable ({odds}){recovery}"),
+        (false, _, _) => format!("{path}: no mark found ({odds})"),
     }
 }
 

@@ -24,6 +24,31 @@ pub fn describe_odds(d: &tattle_detect::Detection) -> String {
     }
 }
 
+/// How far a match with issued payloads is ahead of the rest of `others`
+/// (a phrase such as "the vendor's issuances"): the runner-up's score and
+/// the bound on the chance that the mark is another of them.
+pub fn describe_contest(m: &tattle_detect::IssuedMatch, others: &str) -> String {
+    let runner_up = m
+        .runner_up
+        .map(|r| {
+            format!(
+                "; the next best of {others}, payload {}, scores {:.2}",
+                r.payload, r.score
+            )
+        })
+        .unwrap_or_default();
+    let another = m
+        .another_log10
+        .map(|log10| {
+            format!(
+                "; the chance that it is another of {others}: at most {}",
+                format_probability(log10)
+            )
+        })
+        .unwrap_or_default();
+    format!("{runner_up}{another}")
+}
+
 /// A short description of what the detector undid to read the mark — the
 /// geometry it recovered and any sharpening — empty when nothing changed.
 pub fn describe_recovery(d: &tattle_detect::Detection) -> String {

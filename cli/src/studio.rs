@@ -344,23 +344,11 @@ fn describe_trace(path: &str, trace: &Trace) -> String {
             evidence,
             also,
         } => {
-            let runner_up = evidence
-                .runner_up
-                .map(|r| format!("; the vendor's next best issuance, payload {}, scores {:.2}", r.payload, r.score))
-                .unwrap_or_default();
-            let another = evidence
-                .another_log10
-                .map(|log10| {
-                    format!(
-                        "; the chance that it is another of the vendor's issuances: at most {}",
-                        report::format_probability(log10)
-                    )
-                })
-                .unwrap_or_default();
+            let contest = report::describe_contest(evidence, "the vendor's issuances");
             let also = describe_also(also);
             format!(
                 "{path}: leaked from vendor {:?} (id {}): the payload was unreadable blind, but the mark matches \
-                 the best of the {} payloads the ledger issued (score {:.2}, false-positive probability {}): {}{runner_up}{another}{also}{recovery}",
+                 the best of the {} payloads the ledger issued (score {:.2}, false-positive probability {}): {}{contest}{also}{recovery}",
                 vendor.name,
                 vendor.id,
                 evidence.compared,

@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schedule = Schedule::new(&key, Recipient::Studio);
     let signs = schedule.slot_signs(&code::encode(payload));
     println!("coefficient | found: pilot payload | exact inverse: pilot payload");
-    for (k, (found, inverse)) in by_coefficient(&schedule, &signs, &found)
+    for (k, (found, inverse)) in by_coefficient(&schedule, &signs, &found.observation)
         .into_iter()
         .zip(by_coefficient(&schedule, &signs, &inverse))
         .enumerate()

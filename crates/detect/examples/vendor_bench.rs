@@ -74,7 +74,7 @@ fn main() {
             let colluded = tattle_attacks::collusion_average(&[a.clone(), b.clone()]).unwrap();
             for attack in ["identity", "jpeg-75"] {
                 let attacked = (tattle_attacks::find(attack).unwrap().apply)(&colluded, 1).unwrap();
-                let (d, observation) = detector.examine(&luma(&attacked));
+                let (d, reading) = detector.examine(&luma(&attacked));
                 let read = match d.recipient {
                     Some(Recipient::Vendor(v @ (3 | 11))) => format!("colluder {v}"),
                     None if d.detected => "mark, no payload".to_owned(),
@@ -82,7 +82,7 @@ fn main() {
                     Some(other) => format!("INNOCENT:{other}"),
                 };
                 let matched: Vec<String> = detector
-                    .match_issued(&observation, &ledger)
+                    .match_issued(&reading, &ledger)
                     .unwrap()
                     .iter()
                     .map(|m| match m.issued.recipient {

@@ -260,6 +260,23 @@ pub struct Detection {
     pub recipient: Option<Recipient>,
 }
 
+/// What the search read from an image: the measurement at the alignment
+/// it judged best, and the geometric change that alignment undid.
+///
+/// It is what [`Detector::match_issued`] compares with issued payloads.
+/// When a payload matches, `geometry` is where the mark was found, even
+/// though the blind verdict, which reports a geometry only when it
+/// detected the mark, has none.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// The measurement.
+    pub observation: Observation,
+    /// The geometric change undone before measuring.
+    pub geometry: Geometry,
+    /// The image was sharpened before measuring (see [`restore`]).
+    pub sharpened: bool,
+}
+
 /// A payload given out to a recipient: what [`Detector::match_issued`]
 /// compares a mark with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -352,11 +369,12 @@ impl Detector {
         self.examine(luma).0
     }
 
-    /// Looks for the mark and also returns the observation the verdict rests
-    /// on (for benchmarks and diagnostics).
-    pub fn examine(&self, luma: &Plane) -> (Detection, Observation) {
+    /// Looks for the mark and also returns the reading the verdict rests
+    /// on: what [`Detector::match_issued`] compares with issued payloads
+    /// (and what benchmarks and diagnostics look at).
+    pub fn examine(&self, luma: &Plane) -> (Detection, Reading) {
         let found = self.search(LumaSource::Plane(luma));
-        (found.detection, found.observation)
+        (found.detection, found.reading)
     }
 
     /// Looks for the mark and maps where in the image it was found: the
@@ -368,15 +386,16 @@ impl Detector {
     }
 
     /// [`Detector::examine`] and [`Detector::locate`] in one search: the
-    /// verdict, the observation it rests on and, when a mark was detected,
+    /// verdict, the reading it rests on and, when a mark was detected,
     /// where it was found.
-    pub fn examine_and_locate(&self, luma: &Plane) -> (Detection, Observation, Option<Heatmap>) {
+    pub fn examine_and_locate(&self, luma: &Plane) -> (Detection, Reading, Option<Heatmap>) {
         let found = self.search(LumaSource::Plane(luma));
         let map = found
-            .alignment
-            .filter(|_| found.detection.detected)
-            .and_then(|a| heatmap::measure(luma, &self.options.mask, a, self.pilot_schedule()));
-        (found.detection, found.observation, map)
+            .detection
+            .detected
+            .then(|| heatmap::measure(luma, &self.options.mask, found.alignment, self.pilot_schedule()))
+            .flatten();
+        (found.detection, found.reading, map)
     }
 
     fn search(&self, source: LumaSource) -> Found {
@@ -721,14 +740,14 @@ impl Detector {
         self.readers.iter().map(|r| r.recipient)
     }
 
-    /// Compares the mark of `observation` (from [`Detector::examine`]) with
+    /// Compares the mark of a reading (from [`Detector::examine`]) with
     /// payloads known to have been issued, for when the payload cannot be
     /// read blind: the studio knows every payload it gave out, and asking
     /// "is it one of these N?" needs far less of the mark than decoding one
     /// of 2⁶⁴.
     ///
     /// Each issued payload's codeword, spread with its recipient's chips, is
-    /// correlated with the observation. Under the null hypothesis (not
+    /// correlated with the reading. Under the null hypothesis (not
     /// marked with that recipient's chips) each correlation is a Rademacher
     /// sum over the choice of key, as in the blind test, so the bound of the
     /// best is multiplied by the number of payloads compared and by the
@@ -762,16 +781,16 @@ impl Detector {
     ///
     /// let detector = DetectOptions::default().build_for(&key, &[vendor]).unwrap();
     /// let issued: Vec<Issued> = (40..44).map(|n| Issued { recipient: vendor, payload: Payload::new(n) }).collect();
-    /// let (_, observation) = detector.examine(&tattle_core::plane::luma(&marked));
-    /// let matches = detector.match_issued(&observation, &issued).unwrap();
+    /// let (_, reading) = detector.examine(&tattle_core::plane::luma(&marked));
+    /// let matches = detector.match_issued(&reading, &issued).unwrap();
     /// assert_eq!(matches[0].issued.payload, Payload::new(41));
     /// assert!(matches[0].false_positive_log10 < -9.0);
     ///
     /// // The unmarked image matches none of them.
-    /// let (_, observation) = detector.examine(&tattle_core::plane::luma(&img));
-    /// assert!(detector.match_issued(&observation, &issued).unwrap().is_empty());
+    /// let (_, reading) = detector.examine(&tattle_core::plane::luma(&img));
+    /// assert!(detector.match_issued(&reading, &issued).unwrap().is_empty());
     /// ```
-    pub fn match_issued(&self, observation: &Observation, issued: &[Issued]) -> Result<Vec<IssuedMatch>> {
+    pub fn match_issued(&self, reading: &Reading, issued: &[Issued]) -> Result<Vec<IssuedMatch>> {
         if let Some(stranger) = issued
             .iter()
             .find(|c| !self.readers.iter().any(|r| r.recipient == c.recipient))
@@ -781,6 +800,7 @@ impl Detector {
                 reason: format!("{} is not among the detector's recipients", stranger.recipient),
             });
         }
+        let observation = &reading.observation;
         let norm = self.payload_norm(observation);
         let energies = bit_energies(self.pilot_schedule(), observation);
         let trials_log10 = (issued.len().max(1) as f64 * self.readings()).log10();
@@ -907,24 +927,28 @@ fn window_of(source: &LumaSource, window: sync::Window) -> Plane {
     plane
 }
 
-/// The outcome of a search: the verdict, the measurement behind it and the
-/// alignment that produced that measurement.
+/// The outcome of a search: the verdict, the reading behind it and the
+/// alignment that produced that reading.
 struct Found {
     detection: Detection,
-    observation: Observation,
-    alignment: Option<Alignment>,
+    reading: Reading,
+    alignment: Alignment,
 }
 
 impl Found {
     /// The verdict on one reading of the image.
     fn new(detector: &Detector, observation: Observation, alignment: Alignment, geometry: Geometry) -> Self {
         let mut detection = detector.test(&observation);
-        detection.geometry = Some(geometry);
+        detection.geometry = Some(geometry.clone());
         detection.sharpened = alignment.sharpened;
         Self {
             detection,
-            observation,
-            alignment: Some(alignment),
+            reading: Reading {
+                observation,
+                geometry,
+                sharpened: alignment.sharpened,
+            },
+            alignment,
         }
     }
 
@@ -950,7 +974,8 @@ impl Found {
         }
     }
 
-    /// Drops the geometry of a verdict that found nothing.
+    /// Drops the geometry of a verdict that found nothing (the reading
+    /// keeps it, for a match with issued payloads to report).
     fn settled(mut self) -> Self {
         if !self.detection.detected {
             self.detection.geometry = None;

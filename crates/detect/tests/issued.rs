@@ -65,12 +65,25 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     let detector = DetectOptions::default()
         .build_for(&key(), &[OURS, THEIRS])
         .unwrap();
-    let (blind, observation) = detector.examine(&luma(&leaked(OURS, 250)));
+    let (blind, reading) = detector.examine(&luma(&leaked(OURS, 250)));
     assert_eq!(
         blind.payload, None,
         "the blind reading must fail for this test to mean anything"
     );
-    let matches = detector.match_issued(&observation, &ledger()).unwrap();
+    // The blind verdict reports no geometry; the reading the match rests
+    // on has the halving undone.
+    assert_eq!(blind.geometry, None);
+    assert!(
+        (reading.geometry.scale_x - 0.5).abs() < 0.01,
+        "{:?}",
+        reading.geometry
+    );
+    assert!(
+        (reading.geometry.scale_y - 0.5).abs() < 0.01,
+        "{:?}",
+        reading.geometry
+    );
+    let matches = detector.match_issued(&reading, &ledger()).unwrap();
     assert_eq!(matches.len(), 1, "{matches:?}");
     let best = &matches[0];
     assert_eq!(best.issued.recipient, OURS);
@@ -94,8 +107,8 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     assert!((-9.0..=0.0).contains(&another), "{another}");
 
     // Undamaged, the mark settles the issuance as well.
-    let (_, observation) = detector.examine(&luma(&marked(OURS, 250)));
-    let best = &detector.match_issued(&observation, &ledger()).unwrap()[0];
+    let (_, reading) = detector.examine(&luma(&marked(OURS, 250)));
+    let best = &detector.match_issued(&reading, &ledger()).unwrap()[0];
     assert_eq!(best.issued.payload, payload(OURS, 250));
     assert!(best.another_log10.unwrap() < -9.0, "{best:?}");
 }
@@ -109,39 +122,33 @@ fn unmarked_other_keys_and_other_vendors_match_nothing() {
         .unwrap()
         .apply(&frame(), 7)
         .unwrap();
-    let (_, observation) = detector.examine(&luma(&unmarked));
-    assert!(detector
-        .match_issued(&observation, &ours_only)
-        .unwrap()
-        .is_empty());
+    let (_, reading) = detector.examine(&luma(&unmarked));
+    assert!(detector.match_issued(&reading, &ours_only).unwrap().is_empty());
     // Another vendor's copy, undamaged: its mark is plain to see, but none
     // of our vendor's payloads match it.
-    let (found, observation) = detector.examine(&luma(&marked(THEIRS, 250)));
+    let (found, reading) = detector.examine(&luma(&marked(THEIRS, 250)));
     assert!(found.detected);
-    assert!(detector
-        .match_issued(&observation, &ours_only)
-        .unwrap()
-        .is_empty());
+    assert!(detector.match_issued(&reading, &ours_only).unwrap().is_empty());
     // Our vendor's copy, under another studio's key.
     let other = DetectOptions::default()
         .build_for(&Key::from_bytes([22; 32]), &[OURS])
         .unwrap();
-    let (_, observation) = other.examine(&luma(&leaked(OURS, 250)));
-    assert!(other.match_issued(&observation, &ours_only).unwrap().is_empty());
+    let (_, reading) = other.examine(&luma(&leaked(OURS, 250)));
+    assert!(other.match_issued(&reading, &ours_only).unwrap().is_empty());
 }
 
 #[test]
 fn payloads_of_recipients_the_detector_does_not_read_are_refused() {
     let detector = DetectOptions::default().build_for(&key(), &[OURS]).unwrap();
-    let (_, observation) = detector.examine(&luma(&frame()));
-    let err = detector.match_issued(&observation, &ledger()).unwrap_err();
+    let (_, reading) = detector.examine(&luma(&frame()));
+    let err = detector.match_issued(&reading, &ledger()).unwrap_err();
     assert!(err.to_string().contains("vendor 2"), "{err}");
     // An empty list matches nothing.
-    assert!(detector.match_issued(&observation, &[]).unwrap().is_empty());
+    assert!(detector.match_issued(&reading, &[]).unwrap().is_empty());
     // A payload listed twice is neither its own runner-up nor its own rival.
     let twice = [ledger()[0], ledger()[0]];
-    let (_, observation) = detector.examine(&luma(&marked(OURS, 1)));
-    let found = detector.match_issued(&observation, &twice).unwrap();
+    let (_, reading) = detector.examine(&luma(&marked(OURS, 1)));
+    let found = detector.match_issued(&reading, &twice).unwrap();
     assert_eq!(found[0].issued, twice[0]);
     assert_eq!((found[0].runner_up, found[0].another_log10), (None, None));
 }

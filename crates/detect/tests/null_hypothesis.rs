@@ -219,7 +219,7 @@ fn the_test_has_power_where_the_mark_is() {
 /// synthetic images, and images marked under another key). The search
 /// tries millions of hypotheses; the reported bound must account for them,
 /// so no trial may come anywhere near the threshold.
-fn full_search_null_trials(trials: usize) {
+fn full_search_null_trials(first: usize, trials: usize) {
     let mut pool: Vec<DynamicImage> = Vec::new();
     let own = Key::from_bytes([1; 32]);
     let embedder = EmbedOptions::default().build(&own).unwrap();
@@ -248,19 +248,22 @@ fn full_search_null_trials(trials: usize) {
         })
         .collect();
     let mut rng = KeyedStream::from_seed([123; 32]);
-    let keys: Vec<Key> = (0..trials).map(|_| random_key(&mut rng)).collect();
+    // Trial n always gets the n-th key of one stream and the same pool
+    // image, so a long run split into ranges is the same run.
+    let keys: Vec<Key> = (0..first + trials).map(|_| random_key(&mut rng)).collect();
     let outcomes: Vec<(bool, f64, f64, f64)> = {
         use rayon::prelude::*;
         keys.par_iter()
             .enumerate()
+            .skip(first)
             .map(|(trial, key)| {
                 let detector = DetectOptions::default().build(key).unwrap();
-                let (d, observation) = detector.examine(&pool[trial % pool.len()]);
-                let matched = detector.match_issued(&observation, &issued).unwrap();
+                let (d, reading) = detector.examine(&pool[trial % pool.len()]);
+                let matched = detector.match_issued(&reading, &issued).unwrap();
                 // The bound of the best match, reported or not.
                 let all = DetectOptions::default().threshold(0.5).build(key).unwrap();
                 let best_match = all
-                    .match_issued(&observation, &issued)
+                    .match_issued(&reading, &issued)
                     .unwrap()
                     .first()
                     .map_or(0.0, |m| m.false_positive_log10);
@@ -278,7 +281,8 @@ fn full_search_null_trials(trials: usize) {
     let highest_score = outcomes.iter().map(|o| o.2).fold(f64::NEG_INFINITY, f64::max);
     let lowest_match = outcomes.iter().map(|o| o.3).fold(0.0f64, f64::min);
     eprintln!(
-        "{trials} full-search null trials: {detections} detections or ledger matches; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}; lowest log10 p of the best of 1,000 issued payloads {lowest_match:.2}"
+        "{trials} full-search null trials (trials {first}..{}): {detections} detections or ledger matches; lowest reported log10 p {lowest_log10:.2}; highest score {highest_score:.2}; lowest log10 p of the best of 1,000 issued payloads {lowest_match:.2}",
+        first + trials
     );
     assert_eq!(detections, 0);
     // The threshold is 1e-9; the null should stay far from it.
@@ -288,17 +292,24 @@ fn full_search_null_trials(trials: usize) {
 
 #[test]
 fn full_search_null_trials_quick() {
-    full_search_null_trials(36);
+    full_search_null_trials(0, 36);
 }
 
 /// The long run recorded in docs/BENCHMARKS.md:
 /// `TATTLE_NULL_TRIALS=10000 cargo test --release -p tattle-detect --test null_hypothesis -- --ignored --nocapture`.
+/// `TATTLE_NULL_FIRST=n` starts at trial n, so a long run can be split into
+/// ranges on a shared machine.
 #[test]
 #[ignore = "long: thousands of full geometric searches"]
 fn full_search_null_trials_long() {
-    let trials = std::env::var("TATTLE_NULL_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    full_search_null_trials(trials);
+    let variable = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    full_search_null_trials(
+        variable("TATTLE_NULL_FIRST", 0),
+        variable("TATTLE_NULL_TRIALS", 10_000),
+    );
 }

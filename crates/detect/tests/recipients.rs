@@ -118,9 +118,9 @@ fn a_collusion_average_names_both_colluders_and_never_a_third_vendor() {
                     })
                 })
                 .collect();
-            let (_, observation) = detector.examine(&tattle_core::plane::luma(&colluded));
+            let (_, reading) = detector.examine(&tattle_core::plane::luma(&colluded));
             let mut named: Vec<_> = detector
-                .match_issued(&observation, &ledger)
+                .match_issued(&reading, &ledger)
                 .unwrap()
                 .iter()
                 .map(|m| (m.issued.recipient, m.issued.payload.value()))

@@ -404,9 +404,9 @@ fn a_payload_whose_most_likely_path_fails_its_crc_is_read_from_the_next_ones() {
     let (_, img) = samples().swap_remove(0);
     let attacked = (tattle_attacks::find("jpeg-30").unwrap().apply)(&mark(&img, &key, payload), 1).unwrap();
     let detector = DetectOptions::default().build(&key).unwrap();
-    let (d, observation) = detector.examine(&tattle_core::plane::luma(&attacked));
+    let (d, reading) = detector.examine(&tattle_core::plane::luma(&attacked));
     assert_eq!(d.payload, Some(payload), "{d:?}");
     assert!(d.false_positive_log10 < -11.0, "{d:?}");
-    let most_likely = tattle_core::code::decode(&detector.soft_bits(&observation));
+    let most_likely = tattle_core::code::decode(&detector.soft_bits(&reading.observation));
     assert_eq!(most_likely.payload, None);
 }

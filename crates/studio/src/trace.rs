@@ -79,7 +79,9 @@ pub struct Trace {
     /// The conclusion.
     #[serde(flatten)]
     pub verdict: Verdict,
-    /// The detection it rests on.
+    /// The detection it rests on. In a `matched` verdict its geometry and
+    /// sharpening are those of the reading the match rests on: where the
+    /// mark was found, which the blind detection alone does not report.
     pub detection: Detection,
     /// Where the mark was found, when asked for and detected.
     #[serde(skip)]
@@ -135,15 +137,15 @@ impl<'a> Tracer<'a> {
     /// Traces one image; with `heatmap`, also maps where the mark is.
     pub fn trace(&self, image: &DynamicImage, heatmap: bool) -> Result<Trace> {
         let plane = luma(image);
-        let (detection, observation, map) = if heatmap {
+        let (mut detection, reading, map) = if heatmap {
             self.detector.examine_and_locate(&plane)
         } else {
-            let (detection, observation) = self.detector.examine(&plane);
-            (detection, observation, None)
+            let (detection, reading) = self.detector.examine(&plane);
+            (detection, reading, None)
         };
         let matches = self
             .detector
-            .match_issued(&observation, &self.issued)
+            .match_issued(&reading, &self.issued)
             .map_err(|source| Error::Engine {
                 path: self.ledger.path().to_owned(),
                 cause: source,
@@ -156,7 +158,14 @@ impl<'a> Tracer<'a> {
                 } else {
                     Verdict::NotFound
                 };
-                self.matched(matches)?.unwrap_or(unread)
+                match self.matched(matches)? {
+                    Some(matched) => {
+                        detection.geometry = Some(reading.geometry);
+                        detection.sharpened = reading.sharpened;
+                        matched
+                    }
+                    None => unread,
+                }
             }
         };
         Ok(Trace {
