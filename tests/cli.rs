@@ -657,6 +657,8 @@ fn detect_matches_a_listed_payload_when_none_can_be_read_blind() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert!(line["payload"].is_null(), "{line}");
+    let bytes = std::fs::read(dir.path().join("leak.jpg")).unwrap();
+    assert_eq!(line["sha256"], tattle_studio::files::sha256_hex(&bytes));
     assert_eq!(line["matched"]["issued"]["payload"], payload, "{line}");
     assert_eq!(line["matched"]["compared"], 1000);
     assert!(

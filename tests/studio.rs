@@ -409,6 +409,17 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
         "{evidence}"
     );
     assert_eq!(trace["also"].as_array().unwrap().len(), 0);
+    // What ties the verdict to the file, the key and the tool.
+    let bytes = std::fs::read(&leak).unwrap();
+    assert_eq!(trace["sha256"], tattle_studio::files::sha256_hex(&bytes));
+    let fingerprint = tattle_core::Key::from_bytes([21; 32]).fingerprint();
+    assert_eq!(trace["key_fingerprint"], fingerprint.as_str());
+    assert_eq!(trace["tattle_version"], env!("CARGO_PKG_VERSION"));
+    let examined = trace["examined"].as_str().unwrap();
+    assert!(
+        examined.len() == 20 && examined.starts_with("20") && examined.ends_with('Z'),
+        "{examined}"
+    );
     // Where the mark was found: the halving, undone.
     let scale = &trace["detection"]["geometry"]["scale_x"];
     assert!((scale.as_f64().unwrap() - 0.5).abs() < 0.01, "{trace}");

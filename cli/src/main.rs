@@ -235,6 +235,8 @@ fn embed(
 #[derive(Serialize)]
 struct DetectRecord<'a> {
     path: &'a str,
+    /// SHA-256 of the file's bytes as examined.
+    sha256: &'a str,
     #[serde(flatten)]
     detection: &'a Detection,
     /// The listed payload the mark matches, when none was read blind.
@@ -278,10 +280,10 @@ fn detect(
     let mut failed = false;
     let stdout = std::io::stdout();
     for input in inputs {
-        let result = WarmWorkers::during(|| files::load_image(input))
+        let result = WarmWorkers::during(|| files::load_image_hashed(input))
             .map_err(anyhow::Error::from)
-            .and_then(|img| {
-                let (mut detection, reading) = detector.examine(&tattle_core::plane::luma(&img));
+            .and_then(|(sha256, img)| {
+                let (mut detection, reading) = detector.examine_image(&img)?;
                 let matched = if detection.payload.is_none() {
                     detector.match_issued(&reading, &issued)?.into_iter().next()
                 } else {
@@ -292,9 +294,9 @@ fn detect(
                     detection.geometry = Some(reading.geometry);
                     detection.sharpened = reading.sharpened;
                 }
-                Ok((detection, matched))
+                Ok((detection, matched, sha256))
             });
-        let (detection, matched) = match result {
+        let (detection, matched, sha256) = match result {
             Ok(found) => found,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
@@ -307,6 +309,7 @@ fn detect(
         let line = if json {
             serde_json::to_string(&DetectRecord {
                 path: &path,
+                sha256: &sha256,
                 detection: &detection,
                 matched: matched.as_ref(),
             })?

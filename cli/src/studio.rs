@@ -243,24 +243,34 @@ pub struct TraceArgs {
     threshold: f64,
 }
 
-/// One line of `tattle trace --json`.
+/// One line of `tattle trace --json`: the verdict, and what ties it to the
+/// file examined, the key and the tool, as evidence.
 #[derive(Serialize)]
 struct TraceRecord<'a> {
     path: String,
+    /// SHA-256 of the file's bytes as examined.
+    sha256: String,
     #[serde(flatten)]
     trace: &'a Trace,
     heatmap: Option<String>,
+    /// When it was examined (UTC, RFC 3339).
+    examined: String,
+    /// The fingerprint of the studio key it was examined with.
+    key_fingerprint: &'a str,
+    tattle_version: &'static str,
 }
 
 pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
     let studio = studio.open()?;
     let ledger = studio.ledger()?;
     let tracer = Tracer::new(&studio, &ledger, args.threshold)?;
+    let key_fingerprint = studio.key()?.fingerprint();
     let (mut all_found, mut failed) = (true, false);
     for input in &args.inputs {
-        let result = WarmWorkers::during(|| files::load_image(input))
+        let examined = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let result = WarmWorkers::during(|| files::load_image_hashed(input))
             .map_err(anyhow::Error::from)
-            .and_then(|image| {
+            .and_then(|(sha256, image)| {
                 let trace = tracer.trace(&image, args.heatmap.is_some())?;
                 let heatmap = match (&args.heatmap, &trace.heatmap) {
                     (Some(out), Some(map)) => {
@@ -271,9 +281,9 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
                     }
                     _ => None,
                 };
-                Ok((trace, heatmap))
+                Ok((trace, heatmap, sha256))
             });
-        let (trace, heatmap) = match result {
+        let (trace, heatmap, sha256) = match result {
             Ok(t) => t,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
@@ -285,8 +295,12 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
         let line = if args.json {
             serde_json::to_string(&TraceRecord {
                 path: input.display().to_string(),
+                sha256,
                 trace: &trace,
                 heatmap: heatmap.as_ref().map(|p| p.display().to_string()),
+                examined,
+                key_fingerprint: &key_fingerprint,
+                tattle_version: env!("CARGO_PKG_VERSION"),
             })?
         } else {
             describe_trace(&input.display().to_string(), &trace)

@@ -364,6 +364,28 @@ impl Detector {
         Ok(self.search(LumaSource::Image(image)).detection)
     }
 
+    /// [`Detector::examine`] on an image: the verdict and the reading it
+    /// rests on. Like [`Detector::detect`], it builds no luma plane when
+    /// the image needs no geometric search.
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_detect::{DetectOptions, Key};
+    ///
+    /// let unmarked = DynamicImage::ImageRgb8(RgbImage::from_fn(256, 256, |x, y| {
+    ///     image::Rgb([(x ^ y) as u8, x as u8, y as u8])
+    /// }));
+    /// let detector = DetectOptions::default().build(&Key::from_bytes([7; 32])).unwrap();
+    /// let (detection, reading) = detector.examine_image(&unmarked).unwrap();
+    /// assert!(!detection.detected && detection.geometry.is_none());
+    /// // The reading is where the search looked hardest, found or not.
+    /// assert!(reading.observation.blocks() > 0);
+    /// ```
+    pub fn examine_image(&self, image: &DynamicImage) -> Result<(Detection, Reading)> {
+        let found = self.search(LumaSource::Image(image));
+        Ok((found.detection, found.reading))
+    }
+
     /// Looks for the mark in a luma plane (grey levels).
     pub fn detect_luma(&self, luma: &Plane) -> Detection {
         self.examine(luma).0

@@ -25,6 +25,22 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     decode_image(path, &read(path)?)
 }
 
+/// Decodes an image from a file and returns it with the SHA-256 of the
+/// file's bytes: what identifies the file examined, in evidence.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("grey.png");
+/// image::DynamicImage::new_luma8(8, 8).save(&path).unwrap();
+/// let (sha256, image) = tattle_studio::files::load_image_hashed(&path).unwrap();
+/// assert_eq!(sha256, tattle_studio::files::sha256_hex(&std::fs::read(&path).unwrap()));
+/// assert_eq!(image.width(), 8);
+/// ```
+pub fn load_image_hashed(path: &Path) -> Result<(String, DynamicImage)> {
+    let bytes = read(path)?;
+    Ok((sha256_hex(&bytes), decode_image(path, &bytes)?))
+}
+
 /// The largest image decoded, in megapixels, unless `TATTLE_MAX_MEGAPIXELS`
 /// says otherwise: a guard against decompression bombs (a few kilobytes
 /// of PNG can claim a 100,000 x 100,000 canvas).

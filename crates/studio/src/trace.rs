@@ -136,20 +136,20 @@ impl<'a> Tracer<'a> {
 
     /// Traces one image; with `heatmap`, also maps where the mark is.
     pub fn trace(&self, image: &DynamicImage, heatmap: bool) -> Result<Trace> {
-        let plane = luma(image);
+        let engine = |source| Error::Engine {
+            path: self.ledger.path().to_owned(),
+            cause: source,
+        };
         let (mut detection, reading, map) = if heatmap {
-            self.detector.examine_and_locate(&plane)
+            self.detector.examine_and_locate(&luma(image))
         } else {
-            let (detection, reading) = self.detector.examine(&plane);
+            let (detection, reading) = self.detector.examine_image(image).map_err(engine)?;
             (detection, reading, None)
         };
         let matches = self
             .detector
             .match_issued(&reading, &self.issued)
-            .map_err(|source| Error::Engine {
-                path: self.ledger.path().to_owned(),
-                cause: source,
-            })?;
+            .map_err(engine)?;
         let verdict = match (detection.detected, detection.payload, detection.recipient) {
             (true, Some(payload), Some(recipient)) => self.attribute(payload, recipient, matches)?,
             (detected, _, _) => {
