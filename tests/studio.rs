@@ -424,7 +424,20 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
     let scale = &trace["detection"]["geometry"]["scale_x"];
     assert!((scale.as_f64().unwrap() - 0.5).abs() < 0.01, "{trace}");
 
-    let out = text(&ok(tattle(&studio, &["trace", leak.to_str().unwrap()])).stdout);
+    let heat = dir.path().join("heat.png");
+    let o = ok(tattle(
+        &studio,
+        &[
+            "trace",
+            leak.to_str().unwrap(),
+            "--heatmap",
+            heat.to_str().unwrap(),
+        ],
+    ));
+    let out = text(&o.stdout);
+    // The map is drawn only for a mark detected blind, and says so.
+    assert!(text(&o.stderr).contains("no heat map for"), "{}", text(&o.stderr));
+    assert!(!heat.exists());
     assert!(
         out.contains("leaked from vendor \"Bolt Paint\"")
             && out.contains("unreadable blind")

@@ -292,6 +292,14 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
             }
         };
         all_found &= trace.found();
+        if args.heatmap.is_some() && heatmap.is_none() {
+            // The map shows the pilot tile by tile where the mark was
+            // detected; a match with the ledger rests on the payload.
+            eprintln!(
+                "tattle: no heat map for {}: the mark was not detected blind",
+                input.display()
+            );
+        }
         let line = if args.json {
             serde_json::to_string(&TraceRecord {
                 path: input.display().to_string(),
