@@ -376,7 +376,7 @@ fn studio_with_key(key: [u8; 32]) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_both_named() {
-    let (dir, studio) = studio_with_key([21; 32]);
+    let (dir, studio) = studio_with_key([22; 32]);
     for vendor in ["Acme VFX", "Bolt Paint"] {
         ok(tattle(&studio, &["vendor", "add", vendor]));
     }
@@ -412,7 +412,7 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
     // What ties the verdict to the file, the key and the tool.
     let bytes = std::fs::read(&leak).unwrap();
     assert_eq!(trace["sha256"], tattle_studio::files::sha256_hex(&bytes));
-    let fingerprint = tattle_core::Key::from_bytes([21; 32]).fingerprint();
+    let fingerprint = tattle_core::Key::from_bytes([22; 32]).fingerprint();
     assert_eq!(trace["key_fingerprint"], fingerprint.as_str());
     assert_eq!(trace["tattle_version"], env!("CARGO_PKG_VERSION"));
     let examined = trace["examined"].as_str().unwrap();

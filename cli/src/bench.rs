@@ -194,7 +194,8 @@ fn payload_for(index: usize) -> Payload {
 }
 
 /// Serials on either side of an image's own in its simulated ledger:
-/// consecutive deliveries, whose codewords are the hardest to tell apart.
+/// consecutive deliveries, the payloads closest to it (their codewords
+/// differ in about half their bits since payloads are mixed before coding).
 const LEDGER_NEIGHBOURS: u64 = 4;
 
 /// The simulated ledger of `size` payloads that image `index` is traced

@@ -2,7 +2,8 @@
 
 /// A probability given as its base-10 logarithm, readably.
 pub fn format_probability(log10: f64) -> String {
-    if log10 >= -4.0 {
+    // Three decimals down to 0.001; below, 0.000 would say nothing.
+    if log10 >= -3.0 {
         format!("{:.3}", 10f64.powf(log10))
     } else {
         let exponent = log10.floor();
@@ -79,11 +80,11 @@ fn describe_geometry(g: &tattle_detect::Geometry) -> Vec<String> {
     if g.mirrored {
         parts.push("mirrored".to_owned());
     }
-    if g.offset_x != 0.0 || g.offset_y != 0.0 {
-        parts.push(format!(
-            "cropped at +{:.0},+{:.0} (mod 128)",
-            g.offset_x, g.offset_y
-        ));
+    // Whole pixels within the tile: 127.6 is a crop of 0 (mod 128).
+    let tile = tattle_core::layout::TILE as f64;
+    let (x, y) = (g.offset_x.round() % tile, g.offset_y.round() % tile);
+    if x != 0.0 || y != 0.0 {
+        parts.push(format!("cropped at +{x:.0},+{y:.0} (mod {tile})"));
     }
     parts
 }
@@ -158,6 +159,22 @@ mod tests {
             describe_recovery(&detection(Some(turned), true)),
             "; rotated 5.0°, mirrored, read sharpened (the image was blurred)"
         );
+        let cropped = |offset_x, offset_y| {
+            describe_recovery(&detection(
+                Some(Geometry {
+                    offset_x,
+                    offset_y,
+                    ..Geometry::unchanged()
+                }),
+                false,
+            ))
+        };
+        assert_eq!(cropped(12.4, 0.0), "; cropped at +12,+0 (mod 128)");
+        assert_eq!(cropped(127.6, 127.5), "");
+        assert_eq!(cropped(0.3, 127.7), "");
         assert_eq!(format_probability(-12.3), "5.0e-13");
+        assert_eq!(format_probability(-3.5), "3.2e-4");
+        assert_eq!(format_probability(-2.0), "0.010");
+        assert_eq!(format_probability(0.0), "1.000");
     }
 }

@@ -779,11 +779,12 @@ impl Detector {
     /// first; usually one, several when copies of different recipients were
     /// mixed.
     ///
-    /// Two payloads of one recipient that differ in a few bits (consecutive
-    /// serials) have codewords that agree on most bits, so both may pass:
-    /// the best is the likelier, and [`IssuedMatch::runner_up`] says by how
-    /// much. The recipient is established by the bound; the payload among a
-    /// recipient's is the best guess.
+    /// Payloads are mixed before coding ([`code`]), so even consecutive
+    /// serials have codewords that differ in about half their bits, and a
+    /// payload not marked reads like one of another key:
+    /// [`IssuedMatch::runner_up`] shows it. The recipient is established by
+    /// the bound; the payload among a recipient's by
+    /// [`IssuedMatch::another_log10`], a weaker, model-based bound.
     ///
     /// Fails when a payload's recipient is not one this detector was built
     /// for ([`DetectOptions::build_for`]).

@@ -94,17 +94,18 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     // search's 16 readings.
     let tail = tattle_core::stats::log10_tail_bound(best.score);
     assert!((best.false_positive_log10 - (tail + 16_000f64.log10())).abs() < 1e-9);
-    // Consecutive serials have close codewords: the runner-up is one of
-    // them, and scores less.
+    // Payloads are mixed before coding, so even the neighbouring serials'
+    // codewords differ in half their bits: the runner-up scores as a
+    // payload never marked would (measured: 3.65, against 10.13).
     let runner_up = best.runner_up.unwrap();
-    assert!(runner_up.score < best.score);
-    let serial = runner_up.payload.value() & ((1 << 48) - 1);
-    assert!(serial != 250 && serial <= 500, "{runner_up:?}");
+    assert!(runner_up.score < 6.0, "{runner_up:?}");
     // Which of the vendor's 500 issuances it is, is less certain than whose
-    // it is: the contests with the others rest on the few bits where their
-    // codewords differ (measured: 0.15).
+    // it is (a contest with each other issuance rests on the half of the
+    // bits where the two codewords differ, and the closest of 499 counts),
+    // but it is settled too (measured: 10^-2.7; 10^0.15, no evidence,
+    // before the mixing).
     let another = best.another_log10.unwrap();
-    assert!((-9.0..=0.0).contains(&another), "{another}");
+    assert!((-9.0..=-2.0).contains(&another), "{another}");
 
     // Undamaged, the mark settles the issuance as well.
     let (_, reading) = detector.examine(&luma(&marked(OURS, 250)));

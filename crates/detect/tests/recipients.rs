@@ -20,10 +20,12 @@ fn sample(name: &str) -> DynamicImage {
 }
 
 /// The decoder picks the codeword that best fits whatever it is given, so
-/// on noise its correlation is not N(0, 1) but the best of 2^64: typically
-/// z ≈ 6–7. That is why the payload bound carries the factor 2^64 and a
-/// payload needs z ≈ 11.6 to be reported; 8.5 is well clear of both.
-const NULL_PAYLOAD_SCORE: f64 = 8.5;
+/// on noise its correlation is not N(0, 1) but the best of 2^64, here also
+/// the best of three vendors' chips, read plain and sharpened: measured
+/// over 6 keys × 4 vendors of this test, median 7.2, highest 9.0. That is
+/// why the payload bound carries the factor 2^64 and a payload needs
+/// z ≈ 11.6 to be reported; 10 is between the two.
+const NULL_PAYLOAD_SCORE: f64 = 10.0;
 
 const VENDORS: [Recipient; 4] = [
     Recipient::Vendor(1),

@@ -809,7 +809,8 @@ mod tests {
         // The hot loops are compiled for several vector extensions and
         // chosen at run time; every version, on every machine, must give
         // these bytes. A change here is a change of the engine: deliberate,
-        // measured, and pinned again.
+        // measured, and pinned again (last: session 25, the payload mixed
+        // before coding).
         let fnv = |options: EmbedOptions| {
             let marked = options
                 .build(&Key::from_bytes([3; 32]))
@@ -821,10 +822,10 @@ mod tests {
             })
         };
         let evened = fnv(EmbedOptions::default());
-        assert_eq!(evened, 0x8132_27d3_a243_3307, "{evened:#018x}");
-        // Without the mask ceiling: the bytes before it was added.
+        assert_eq!(evened, 0xa79f_e565_cff2_2a63, "{evened:#018x}");
+        // Without the mask ceiling.
         let plain = fnv(EmbedOptions::default().ssim_floor(1.0));
-        assert_eq!(plain, 0xf2ab_ee49_4d86_61d1, "{plain:#018x}");
+        assert_eq!(plain, 0xcd22_013f_a414_277f, "{plain:#018x}");
     }
 
     #[test]
