@@ -667,6 +667,9 @@ fn detect_matches_a_listed_payload_when_none_can_be_read_blind() {
     );
     let scale = line["geometry"]["scale_x"].as_f64().unwrap();
     assert!((scale - 0.5).abs() < 0.01, "{line}");
+    // The match says where it was found, and the verdict reports that.
+    assert_eq!(line["matched"]["geometry"], line["geometry"], "{line}");
+    assert_eq!(line["matched"]["sharpened"], line["sharpened"], "{line}");
     let o = run(
         &["detect", "--key", "k.key", "--payloads", "given.txt", "leak.jpg"],
         dir.path(),

@@ -420,9 +420,11 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
         examined.len() == 20 && examined.starts_with("20") && examined.ends_with('Z'),
         "{examined}"
     );
-    // Where the mark was found: the halving, undone.
+    // Where the mark was found: the halving, undone, at the reading the
+    // evidence rests on.
     let scale = &trace["detection"]["geometry"]["scale_x"];
     assert!((scale.as_f64().unwrap() - 0.5).abs() < 0.01, "{trace}");
+    assert_eq!(evidence["geometry"], trace["detection"]["geometry"], "{trace}");
 
     let heat = dir.path().join("heat.png");
     let o = ok(tattle(

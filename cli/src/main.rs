@@ -289,10 +289,8 @@ fn detect(
                 } else {
                     None
                 };
-                if matched.is_some() {
-                    // Where the mark was found: the reading the match rests on.
-                    detection.geometry = Some(reading.geometry);
-                    detection.sharpened = reading.sharpened;
+                if let Some(matched) = &matched {
+                    detection.locate_by(matched);
                 }
                 Ok((detection, matched, sha256))
             });

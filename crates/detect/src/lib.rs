@@ -260,13 +260,47 @@ pub struct Detection {
     pub recipient: Option<Recipient>,
 }
 
+impl Detection {
+    /// Records where the mark was found when it was established by a match
+    /// with an issued payload rather than read blind: the geometry and
+    /// sharpening of the reading that matched.
+    ///
+    /// The blind verdict reports a geometry only when it detected the mark,
+    /// so without this a matched mark would say nothing of where it was.
+    ///
+    /// ```
+    /// use image::{imageops::FilterType, DynamicImage, RgbImage};
+    /// use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
+    /// use tattle_embed::EmbedOptions;
+    ///
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(384, 384, |x, y| {
+    ///     let v = ((x * 7919 + y * 104729) % 251) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// }));
+    /// let key = Key::from_bytes([7; 32]);
+    /// let marked = EmbedOptions::default().build(&key).unwrap().embed(&img, Payload::new(41)).unwrap();
+    /// let detector = DetectOptions::default().build(&key).unwrap();
+    /// let (mut detection, reading) = detector.examine_image(&marked).unwrap();
+    /// let issued = [Issued { recipient: Recipient::Studio, payload: Payload::new(41) }];
+    /// let matched = &detector.match_issued(&reading, &issued).unwrap()[0];
+    /// detection.locate_by(matched);
+    /// assert_eq!(detection.geometry.as_ref(), Some(&matched.geometry));
+    /// ```
+    pub fn locate_by(&mut self, matched: &IssuedMatch) {
+        self.geometry = Some(matched.geometry.clone());
+        self.sharpened = matched.sharpened;
+    }
+}
+
 /// What the search read from an image: the measurement at the alignment
-/// it judged best, and the geometric change that alignment undid.
+/// it judged best, the geometric change that alignment undid, and (kept
+/// inside) every other alignment the search measured.
 ///
-/// It is what [`Detector::match_issued`] compares with issued payloads.
-/// When a payload matches, `geometry` is where the mark was found, even
-/// though the blind verdict, which reports a geometry only when it
-/// detected the mark, has none.
+/// It is what [`Detector::match_issued`] compares with issued payloads,
+/// reading by reading. A match says which reading it rests on
+/// ([`IssuedMatch::geometry`]): where the mark was found, even though the
+/// blind verdict, which reports a geometry only when it detected the mark,
+/// has none.
 #[derive(Clone, Debug)]
 pub struct Reading {
     /// The measurement.
@@ -275,6 +309,9 @@ pub struct Reading {
     pub geometry: Geometry,
     /// The image was sharpened before measuring (see [`restore`]).
     pub sharpened: bool,
+    /// The search's other readings (alignments it measured and judged
+    /// weaker), which [`Detector::match_issued`] compares too.
+    others: Vec<Reading>,
 }
 
 /// A payload given out to a recipient: what [`Detector::match_issued`]
@@ -313,6 +350,10 @@ pub struct IssuedMatch {
     pub runner_up: Option<RunnerUp>,
     /// How many issued payloads were compared.
     pub compared: usize,
+    /// Where the mark was found: the geometry of the reading that matched.
+    pub geometry: Geometry,
+    /// That reading was of the sharpened image (see [`restore`]).
+    pub sharpened: bool,
 }
 
 /// The second-best payload of a recipient in [`Detector::match_issued`].
@@ -657,11 +698,9 @@ impl Detector {
                 candidate.merge(Some(Found::new(self, observation, alignment, geometry)));
             }
             let decoded = candidate.detection.payload.is_some();
-            if best
-                .as_ref()
-                .is_none_or(|b| better(&candidate.detection, &b.detection))
-            {
-                best = Some(candidate);
+            match best.as_mut() {
+                Some(best) => best.merge(Some(candidate)),
+                None => best = Some(candidate),
             }
             if decoded {
                 break;
@@ -769,11 +808,14 @@ impl Detector {
     /// of 2⁶⁴.
     ///
     /// Each issued payload's codeword, spread with its recipient's chips, is
-    /// correlated with the reading. Under the null hypothesis (not
+    /// correlated with every reading the search measured (each alignment it
+    /// decoded, as received and sharpened), and the strongest counts: the
+    /// mark of a badly damaged image may lie at an alignment whose pilot the
+    /// search ranked below another's. Under the null hypothesis (not
     /// marked with that recipient's chips) each correlation is a Rademacher
     /// sum over the choice of key, as in the blind test, so the bound of the
     /// best is multiplied by the number of payloads compared and by the
-    /// readings the search could have reported (as the blind payload test's
+    /// readings the search can measure (as the blind payload test's
     /// is, without its 2⁶⁴). Returns, for every recipient whose best payload
     /// passes [`DetectOptions::threshold`] on that bound, that payload, best
     /// first; usually one, several when copies of different recipients were
@@ -823,36 +865,42 @@ impl Detector {
                 reason: format!("{} is not among the detector's recipients", stranger.recipient),
             });
         }
-        let observation = &reading.observation;
-        let norm = self.payload_norm(observation);
-        let energies = bit_energies(self.pilot_schedule(), observation);
         let trials_log10 = (issued.len().max(1) as f64 * self.readings()).log10();
+        let readings: Vec<&Reading> = std::iter::once(reading).chain(&reading.others).collect();
+        // The bound counts every reading the search can measure.
+        debug_assert!(readings.len() as f64 <= self.readings(), "{}", readings.len());
         let mut matches = Vec::new();
         for reader in self.readers.iter() {
-            let soft = soft_bits(&reader.schedule, observation);
-            // (score, payload) of the best two of this recipient's payloads.
-            let mut best: Option<(f64, Payload)> = None;
-            let mut runner_up: Option<(f64, Payload)> = None;
-            for candidate in issued.iter().filter(|c| c.recipient == reader.recipient) {
-                if best.is_some_and(|b| b.1 == candidate.payload) {
-                    // Listed twice: it is not its own runner-up.
-                    continue;
-                }
-                let dot: f64 = code::encode(candidate.payload)
-                    .iter()
-                    .zip(&soft)
-                    .map(|(&bit, &s)| if bit { -f64::from(s) } else { f64::from(s) })
-                    .sum();
-                let score = if norm > 0.0 { dot / norm } else { 0.0 };
-                let entry = Some((score, candidate.payload));
-                if best.is_none_or(|b| score > b.0) {
-                    runner_up = best;
-                    best = entry;
-                } else if runner_up.is_none_or(|r| score > r.0) {
-                    runner_up = entry;
+            let candidates: Vec<Payload> = issued
+                .iter()
+                .filter(|c| c.recipient == reader.recipient)
+                .map(|c| c.payload)
+                .collect();
+            let codewords: Vec<Vec<bool>> = candidates.iter().map(|p| code::encode(*p)).collect();
+            // The reading where this recipient's best payload matches best.
+            let mut strongest: Option<(Ranked, &Reading, Vec<f32>)> = None;
+            for reading in &readings {
+                let soft = soft_bits(&reader.schedule, &reading.observation);
+                let norm = self.payload_norm(&reading.observation);
+                let Some(ranked) = rank_payloads(&candidates, &codewords, &soft, norm) else {
+                    break;
+                };
+                if strongest.as_ref().is_none_or(|s| ranked.score > s.0.score) {
+                    strongest = Some((ranked, reading, soft));
                 }
             }
-            let Some((score, payload)) = best else { continue };
+            let Some((
+                Ranked {
+                    score,
+                    payload,
+                    runner_up,
+                },
+                reading,
+                soft,
+            )) = strongest
+            else {
+                continue;
+            };
             let false_positive_log10 = (log10_tail_bound(score) + trials_log10).min(0.0);
             if false_positive_log10 > self.options.threshold.log10() {
                 continue;
@@ -860,15 +908,17 @@ impl Detector {
             // Against each other payload of the recipient, the bits where
             // the two codewords differ decide between them; the closest
             // such contest bounds how likely another was the one marked.
+            let energies = bit_energies(self.pilot_schedule(), &reading.observation);
             let codeword = code::encode(payload);
-            let others: Vec<Payload> = issued
+            let others: Vec<&Vec<bool>> = candidates
                 .iter()
-                .filter(|c| c.recipient == reader.recipient && c.payload != payload)
-                .map(|c| c.payload)
+                .zip(&codewords)
+                .filter(|(p, _)| **p != payload)
+                .map(|(_, c)| c)
                 .collect();
             let closest = others
                 .iter()
-                .map(|other| contest_score(&codeword, &code::encode(*other), &soft, &energies))
+                .map(|other| contest_score(&codeword, other, &soft, &energies))
                 .fold(f64::INFINITY, f64::min);
             let another_log10 = (!others.is_empty())
                 .then(|| (log10_tail_bound(closest) + (others.len() as f64).log10()).min(0.0));
@@ -882,6 +932,8 @@ impl Detector {
                 another_log10,
                 runner_up: runner_up.map(|(score, payload)| RunnerUp { payload, score }),
                 compared: issued.len(),
+                geometry: reading.geometry.clone(),
+                sharpened: reading.sharpened,
             });
         }
         matches.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -956,6 +1008,9 @@ struct Found {
     detection: Detection,
     reading: Reading,
     alignment: Alignment,
+    /// The other readings measured on the way, for issued payloads to be
+    /// compared with.
+    others: Vec<Reading>,
 }
 
 impl Found {
@@ -970,8 +1025,10 @@ impl Found {
                 observation,
                 geometry,
                 sharpened: alignment.sharpened,
+                others: Vec::new(),
             },
             alignment,
+            others: Vec::new(),
         }
     }
 
@@ -989,11 +1046,14 @@ impl Found {
     }
 
     /// Takes the search's best candidate when it beats this verdict.
+    /// Either way, every reading of both is kept.
     fn merge(&mut self, other: Option<Found>) {
-        if let Some(other) = other {
+        if let Some(mut other) = other {
             if better(&other.detection, &self.detection) {
-                *self = other;
+                std::mem::swap(self, &mut other);
             }
+            self.others.push(other.reading);
+            self.others.append(&mut other.others);
         }
     }
 
@@ -1003,6 +1063,7 @@ impl Found {
         if !self.detection.detected {
             self.detection.geometry = None;
         }
+        self.reading.others = std::mem::take(&mut self.others);
         self
     }
 }
@@ -1086,6 +1147,46 @@ impl Detector {
         });
         lattices.chain(families).collect()
     }
+}
+
+/// The best of one recipient's issued payloads against one reading, and
+/// the next best.
+struct Ranked {
+    score: f64,
+    payload: Payload,
+    runner_up: Option<(f64, Payload)>,
+}
+
+/// Ranks `payloads` (with their `codewords`) by their normalised
+/// correlation with the soft bits of a reading whose payload slots have
+/// norm `norm`; `None` when there are none.
+fn rank_payloads(payloads: &[Payload], codewords: &[Vec<bool>], soft: &[f32], norm: f64) -> Option<Ranked> {
+    let mut best: Option<(f64, Payload)> = None;
+    let mut runner_up: Option<(f64, Payload)> = None;
+    for (&payload, codeword) in payloads.iter().zip(codewords) {
+        if best.is_some_and(|b| b.1 == payload) {
+            // Listed twice: it is not its own runner-up.
+            continue;
+        }
+        let dot: f64 = codeword
+            .iter()
+            .zip(soft)
+            .map(|(&bit, &s)| if bit { -f64::from(s) } else { f64::from(s) })
+            .sum();
+        let score = if norm > 0.0 { dot / norm } else { 0.0 };
+        let entry = Some((score, payload));
+        if best.is_none_or(|b| score > b.0) {
+            runner_up = best;
+            best = entry;
+        } else if runner_up.is_none_or(|r| score > r.0) {
+            runner_up = entry;
+        }
+    }
+    best.map(|(score, payload)| Ranked {
+        score,
+        payload,
+        runner_up,
+    })
 }
 
 /// The energy of the slots of every coded bit: the squares of the values

@@ -160,8 +160,9 @@ impl<'a> Tracer<'a> {
                 };
                 match self.matched(matches)? {
                     Some(matched) => {
-                        detection.geometry = Some(reading.geometry);
-                        detection.sharpened = reading.sharpened;
+                        if let Verdict::Matched { evidence, .. } = &matched {
+                            detection.locate_by(evidence);
+                        }
                         matched
                     }
                     None => unread,
