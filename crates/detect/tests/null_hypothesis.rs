@@ -276,6 +276,20 @@ fn full_search_null_trials(first: usize, trials: usize) {
             })
             .collect()
     };
+    // The trials that came nearest, so that a record can say what they were.
+    for (trial, outcome) in (first..).zip(&outcomes) {
+        if outcome.2 >= 5.0 {
+            let image = &pool[trial % pool.len()];
+            eprintln!(
+                "trial {trial}: pool image {} ({}x{}), score {:.2}, log10 p {:.2}",
+                trial % pool.len(),
+                image.ncols(),
+                image.nrows(),
+                outcome.2,
+                outcome.1
+            );
+        }
+    }
     let detections = outcomes.iter().filter(|o| o.0).count();
     let lowest_log10 = outcomes.iter().map(|o| o.1).fold(0.0f64, f64::min);
     let highest_score = outcomes.iter().map(|o| o.2).fold(f64::NEG_INFINITY, f64::max);
