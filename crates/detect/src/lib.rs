@@ -269,7 +269,7 @@ impl Detection {
     /// so without this a matched mark would say nothing of where it was.
     ///
     /// ```
-    /// use image::{imageops::FilterType, DynamicImage, RgbImage};
+    /// use image::{DynamicImage, RgbImage};
     /// use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
     /// use tattle_embed::EmbedOptions;
     ///
