@@ -384,11 +384,14 @@ fn a_leak_too_damaged_to_decode_is_matched_with_the_ledger_and_colluders_are_bot
     for (vendor, out) in [("Acme VFX", "acme"), ("Bolt Paint", "bolt")] {
         ok(stamp(&studio, vendor, &frame, &dir.path().join(out), &[]));
     }
-    // Bolt Paint's copy, halved and re-encoded as JPEG 75 for a web page.
+    // Bolt Paint's copy, halved and re-encoded as JPEG 70 for a web page
+    // (at 75 this frame now decodes blind: measured, pilot 7.0 and payload
+    // z 11.9 under the exact halving; at 70, pilot 6.5 and no payload, but
+    // the match scores 10.4).
     let stamped = image::open(dir.path().join("bolt/film3d_bbb_splash.png")).unwrap();
     let leaked = stamped.resize(480, 270, image::imageops::FilterType::CatmullRom);
     let leak = dir.path().join("leak.jpg");
-    save_jpeg(&leaked, &leak, 75);
+    save_jpeg(&leaked, &leak, 70);
 
     let o = ok(tattle(&studio, &["trace", leak.to_str().unwrap(), "--json"]));
     let trace = &json_lines(&o)[0];

@@ -547,7 +547,8 @@ impl Detector {
     /// received image, and its whitened form: rank every (map, orientation,
     /// tile shift) by the pilot's pixel-domain correlation, then decode the
     /// strongest few. The identity and the lattice estimates try all eight
-    /// orientations; the brute-force families only the upright one.
+    /// orientations; the brute-force families and the likely maps only the
+    /// upright one.
     fn search_geometry(&self, luma: &Plane, window: sync::Window, whitened: sync::Whitened) -> Option<Found> {
         let mask = &self.options.mask;
         let sync::Whitened { weights, residual } = whitened;
@@ -561,6 +562,11 @@ impl Detector {
         }
         for (_, linear) in probe.search_families() {
             maps.push((linear, false));
+        }
+        // Even where a family chose a map near one of these, its own reading
+        // may be the better (the refined map is only as exact as its probes).
+        if luma.len() <= sync::LIKELY_MAX_PIXELS {
+            maps.extend(sync::LIKELY_MAPS.map(|linear| (linear, false)));
         }
         drop(probe);
         drop(fine);
@@ -909,16 +915,16 @@ impl Detector {
             // the two codewords differ decide between them; the closest
             // such contest bounds how likely another was the one marked.
             let energies = bit_energies(self.pilot_schedule(), &reading.observation);
-            let codeword = code::encode(payload);
-            let others: Vec<&Vec<bool>> = candidates
+            let (own, others): (Vec<_>, Vec<_>) = candidates
                 .iter()
                 .zip(&codewords)
-                .filter(|(p, _)| **p != payload)
-                .map(|(_, c)| c)
-                .collect();
+                .partition(|(p, _)| **p == payload);
+            let Some((_, codeword)) = own.first() else {
+                continue;
+            };
             let closest = others
                 .iter()
-                .map(|other| contest_score(&codeword, other, &soft, &energies))
+                .map(|(_, other)| contest_score(codeword, other, &soft, &energies))
                 .fold(f64::INFINITY, f64::min);
             let another_log10 = (!others.is_empty())
                 .then(|| (log10_tail_bound(closest) + (others.len() as f64).log10()).min(0.0));

@@ -41,7 +41,10 @@
 //!    image below ×0.76 the probes read a residual whitened over 3x3
 //!    windows instead of 5x5, which reads a downscaled mark more clearly.
 //!    Lattice estimates are probed too before the whole image is resampled
-//!    for them.
+//!    for them. On images up to 1 MP the exact halving, the commonest
+//!    resize, is tried on the whole image whatever its probes read
+//!    (`LIKELY_MAPS`): after halving and JPEG its probes are at the noise
+//!    floor (a quarter of the mark per probe), the whole image is not.
 //! 4. **Drift refinement of a brute-force map.** A grid places a map to
 //!    about 0.1%, a pixel of drift at the borders of a large image. The
 //!    tile shift measured to a fraction of a pixel in each quadrant of the
@@ -108,15 +111,30 @@ const REFINED_BEST: usize = 2;
 /// [`REFINED_BEST`], and, where the probes span the image, the best of
 /// another peak.
 const REFINED_PER_FAMILY: usize = REFINED_BEST + 1;
+/// Maps tried on the whole image whatever the probes say, upright: the
+/// exact halving, the commonest resize. Its probes hold a quarter of the
+/// tile copies they hold at scale 1, so after JPEG the true scale ranks
+/// among false ones (8th–74th of a family's screening on the corpus at
+/// ×0.5 + JPEG 75, where the best two are refined) while the whole image
+/// under it gives the strongest fold peak of the search.
+pub(crate) const LIKELY_MAPS: [Linear; 1] = [Linear {
+    m: [0.5, 0.0, 0.0, 0.5],
+}];
+/// Largest image, in pixels, the [`LIKELY_MAPS`] are tried on: the
+/// halving's canonical plane is four times the image, a cost only small
+/// images can bear within the search's time (a larger halved image leaves
+/// the probes enough of the mark to find it themselves).
+pub(crate) const LIKELY_MAX_PIXELS: usize = 1 << 20;
 /// Pilot hypotheses the search may choose from: every tile shift, in every
 /// orientation, for the identity and each lattice estimate, plus every
 /// tile shift for each map of the brute-force searches and their
-/// refinements. An upper bound: fewer are tried.
+/// refinements, and for the likely maps. An upper bound: fewer are tried.
 pub const HYPOTHESES: f64 = (((1 + MAX_LATTICES) * ORIENTATIONS
     + SEARCH_STEPS
     + SCREEN_STEPS
     + REFINE_STEPS
-    + Family::ALL.len() * CHOSEN_PER_FAMILY)
+    + Family::ALL.len() * CHOSEN_PER_FAMILY
+    + LIKELY_MAPS.len())
     * TILE
     * TILE) as f64;
 

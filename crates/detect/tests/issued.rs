@@ -88,14 +88,14 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     assert!((best.false_positive_log10 - (tail + 16_000f64.log10())).abs() < 1e-9);
     // Payloads are mixed before coding, so even the neighbouring serials'
     // codewords differ in half their bits: the runner-up scores as a
-    // payload never marked would (measured: 3.65, against 10.13).
+    // payload never marked would (measured: 3.45, against 10.89).
     let runner_up = best.runner_up.unwrap();
     assert!(runner_up.score < 6.0, "{runner_up:?}");
     // Which of the vendor's 500 issuances it is, is less certain than whose
     // it is (a contest with each other issuance rests on the half of the
     // bits where the two codewords differ, and the closest of 499 counts),
-    // but it is settled too (measured: 10^-2.7; 10^0.15, no evidence,
-    // before the mixing).
+    // but it is settled too (measured: 10^-4.5, since the exact halving is
+    // tried whole, 10^-2.7 before; 10^0.15, no evidence, before the mixing).
     let another = best.another_log10.unwrap();
     assert!((-9.0..=-2.0).contains(&another), "{another}");
 
@@ -111,7 +111,7 @@ fn a_match_may_rest_on_a_reading_the_search_ranked_below_another() {
     // A halved photo: the search's strongest pilot is a false peak, but the
     // true alignment is among the readings it measured, and the match finds
     // it there. (Measured: pilot -2.2 at the reading judged best; the match
-    // scores 8.9 at scale 0.500, where 7.4 is needed.)
+    // scores 9.1 at the exact halving, where 7.4 is needed.)
     let photo =
         image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/photo_kodim23.png")).unwrap();
     let key = Key::from_bytes([5; 32]);

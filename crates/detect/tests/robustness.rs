@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use image::DynamicImage;
-use tattle_detect::{DetectOptions, Key, Payload};
+use tattle_detect::{DetectOptions, Key, Payload, Recipient};
 use tattle_embed::EmbedOptions;
 
 fn samples() -> Vec<(String, DynamicImage)> {
@@ -263,6 +263,43 @@ fn geometric_search_recovers_payload_and_geometry() {
         let turn = (g.rotation_degrees - rotation).rem_euclid(360.0);
         assert!(!(0.5..=359.5).contains(&turn), "{attack}: {g:?}");
     }
+}
+
+#[test]
+fn a_halved_and_recompressed_frame_is_read_at_the_exact_halving() {
+    // The probes of a halved image hold a quarter of the tile copies they
+    // hold at scale 1; after JPEG they ranked this frame's true scale among
+    // false ones and it was not decoded, until the search tried the exact
+    // halving on the whole image (measured: pilot 7.0, payload z 11.9).
+    let (_, frame) = samples()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("film3d"))
+        .unwrap();
+    let key = Key::from_bytes([22; 32]);
+    let vendor = Recipient::Vendor(2);
+    let payload = Payload::new((2 << 48) | 2);
+    let marked = EmbedOptions::default()
+        .build_for(&key, vendor)
+        .unwrap()
+        .embed(&frame, payload)
+        .unwrap();
+    let halved = marked
+        .resize(480, 270, image::imageops::FilterType::CatmullRom)
+        .to_rgb8();
+    let mut jpeg = Vec::new();
+    halved
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75))
+        .unwrap();
+    let leaked = image::load_from_memory(&jpeg).unwrap();
+    let detector = DetectOptions::default().build_for(&key, &[vendor]).unwrap();
+    let d = detector.detect(&leaked).unwrap();
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    // Exactly the halving: no brute-force grid point lands on it.
+    let g = d.geometry.unwrap();
+    assert!(
+        (g.scale_x - 0.5).abs() < 1e-6 && (g.scale_y - 0.5).abs() < 1e-6,
+        "{g:?}"
+    );
 }
 
 #[test]
