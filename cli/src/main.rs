@@ -278,7 +278,6 @@ fn detect(
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
     let mut all_found = true;
     let mut failed = false;
-    let stdout = std::io::stdout();
     for input in inputs {
         let result = WarmWorkers::during(|| files::load_image_hashed(input))
             .map_err(anyhow::Error::from)
@@ -314,18 +313,31 @@ fn detect(
         } else {
             describe(&path, &detection, matched.as_ref())
         };
-        if writeln!(stdout.lock(), "{line}").is_err() {
-            // A closed pipe (`| head`) is not an error worth reporting.
+        if !print_line(&line) {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    Ok(if failed {
+    Ok(examination_status(failed, all_found))
+}
+
+/// Writes one line of a verdict to standard output; false when the reader
+/// has gone (a closed pipe, as with `| head`), which is not an error worth
+/// reporting: the caller stops quietly.
+pub(crate) fn print_line(line: &str) -> bool {
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+}
+
+/// The exit status of commands that examine images (`detect`, `trace`):
+/// 2 when a file could not be examined, else 1 when a mark was not found
+/// in every file, else 0.
+pub(crate) fn examination_status(failed: bool, all_found: bool) -> ExitCode {
+    if failed {
         ExitCode::from(2)
     } else if all_found {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn describe(path: &str, d: &Detection, matched: Option<&IssuedMatch>) -> String {

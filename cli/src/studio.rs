@@ -313,17 +313,11 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
         } else {
             describe_trace(&input.display().to_string(), &trace)
         };
-        if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+        if !crate::print_line(&line) {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    Ok(if failed {
-        ExitCode::from(2)
-    } else if all_found {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(crate::examination_status(failed, all_found))
 }
 
 fn heatmap_path(out: &Path, input: &Path, several: bool) -> PathBuf {

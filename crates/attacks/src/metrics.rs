@@ -5,13 +5,18 @@ use tattle_core::plane::{encode_linear, luma, Plane};
 
 /// Peak signal-to-noise ratio (dB) of two planes in 8-bit grey levels; infinite when equal.
 pub fn psnr_planes(a: &Plane, b: &Plane) -> f64 {
-    let n = a.len().max(1) as f64;
-    let mse: f64 = a
-        .iter()
-        .zip(b.iter())
-        .map(|(x, y)| f64::from(x - y).powi(2))
-        .sum::<f64>()
-        / n;
+    psnr(a.iter().copied(), b.iter().copied())
+}
+
+/// PSNR (dB) of two sequences of values in 8-bit grey levels, over the
+/// pairs they have; infinite when equal.
+fn psnr(a: impl Iterator<Item = f32>, b: impl Iterator<Item = f32>) -> f64 {
+    let (mut squares, mut n) = (0.0f64, 0usize);
+    for (x, y) in a.zip(b) {
+        squares += f64::from(x - y).powi(2);
+        n += 1;
+    }
+    let mse = squares / n.max(1) as f64;
     if mse == 0.0 {
         f64::INFINITY
     } else {
@@ -37,19 +42,7 @@ pub fn rgb_psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
             _ => values.into_iter().map(|v| 255.0 * v).collect(),
         }
     };
-    let (a, b) = (levels(a), levels(b));
-    let n = a.len().max(1) as f64;
-    let mse: f64 = a
-        .iter()
-        .zip(b.iter())
-        .map(|(x, y)| f64::from(x - y).powi(2))
-        .sum::<f64>()
-        / n;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
+    psnr(levels(a).into_iter(), levels(b).into_iter())
 }
 
 /// Mean SSIM (Wang et al. 2004: 11x11 gaussian window, σ = 1.5, K1 = 0.01,
