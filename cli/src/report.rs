@@ -124,6 +124,7 @@ mod tests {
             blocks: 100,
             geometry,
             sharpened,
+            rank: 0,
             recipient: None,
         }
     }

@@ -82,10 +82,11 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     assert_eq!(best.issued.payload, payload(OURS, 250));
     assert_eq!(best.compared, 1000);
     assert!(best.false_positive_log10 < -9.0, "{best:?}");
-    // The bound is the tail of the score times 1,000 payloads times the
-    // search's 16 readings.
+    // The bound is the tail of the score times 1,000 payloads, over the
+    // share of the threshold the reading it rests on has.
     let tail = tattle_core::stats::log10_tail_bound(best.score);
-    assert!((best.false_positive_log10 - (tail + 16_000f64.log10())).abs() < 1e-9);
+    let share = detector.payload_share(best.rank, best.sharpened);
+    assert!((best.false_positive_log10 - (tail + (1000.0 / share).log10())).abs() < 1e-9);
     // Payloads are mixed before coding, so even the neighbouring serials'
     // codewords differ in half their bits: the runner-up scores as a
     // payload never marked would (measured: 3.45, against 10.89).
