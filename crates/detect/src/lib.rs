@@ -778,9 +778,11 @@ impl Detector {
         // Every recipient is one more chance for a decoder to find a
         // payload by accident: 2^64 payloads × recipients, over this
         // reading's share of the threshold.
-        let payload_trials_log10 = 64.0 * std::f64::consts::LOG10_2
-            - self.payload_share(rank, sharpened).log10()
-            + (self.readers.len() as f64).log10();
+        let payload_trials_log10 = self.payload_trials_log10(
+            64.0 * std::f64::consts::LOG10_2 + (self.readers.len() as f64).log10(),
+            rank,
+            sharpened,
+        );
         let log10_threshold = self.options.threshold.log10();
         let payload_norm = self.payload_norm(observation);
         let mut read: Option<(Recipient, Payload, f64, f64, usize)> = None;
@@ -948,8 +950,8 @@ impl Detector {
                 let Some(ranked) = rank_payloads(&candidates, &codewords, &soft, norm) else {
                     break;
                 };
-                let bound_log10 = (log10_tail_bound(ranked.score) + payloads_log10
-                    - self.payload_share(reading.rank, reading.sharpened).log10())
+                let bound_log10 = (log10_tail_bound(ranked.score)
+                    + self.payload_trials_log10(payloads_log10, reading.rank, reading.sharpened))
                 .min(0.0);
                 if strongest.as_ref().is_none_or(|s| bound_log10 < s.0) {
                     strongest = Some((bound_log10, ranked, reading, soft));
@@ -1031,7 +1033,12 @@ impl Detector {
     /// ```
     pub fn payload_share(&self, rank: usize, sharpened: bool) -> f64 {
         if !self.options.geometric_search {
-            return if rank == 0 { 0.5 } else { 0.0 };
+            // Only the unchanged geometry is read, as received and sharpened.
+            return if rank == 0 {
+                1.0 / restore::RESTORATIONS as f64
+            } else {
+                0.0
+            };
         }
         match (rank, sharpened) {
             (0 | 1, false) => FIRST_READING_SHARE,
@@ -1039,6 +1046,14 @@ impl Detector {
             (rank, _) if rank < MAX_CANDIDATES => LATER_READING_SHARE,
             _ => 0.0,
         }
+    }
+
+    /// The Bonferroni factor (log10) of a payload test at the reading of
+    /// geometry `rank`: the number of candidate payloads it chooses among
+    /// (`candidates_log10`, log10), over the reading's share of the
+    /// threshold.
+    fn payload_trials_log10(&self, candidates_log10: f64, rank: usize, sharpened: bool) -> f64 {
+        candidates_log10 - self.payload_share(rank, sharpened).log10()
     }
 
     /// The norm of the observation's payload slots, which payload
