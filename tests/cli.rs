@@ -421,6 +421,12 @@ fn bench_over_several_keys_counts_every_image_under_every_key() {
     assert_eq!(summary["images"], images_in_folder);
     assert_eq!(summary["rows"][0][1]["runs"], 2 * images_in_folder);
     assert_eq!(summary["rows"][0][1]["exact"], 2 * images_in_folder);
+    // Each outcome says how far the image's own payload was from being read
+    // blind: here, untouched, far past the threshold of 10^-9.
+    for outcome in images.iter().map(|r| &r["outcomes"][0]) {
+        assert!(outcome["own_blind_log10"].as_f64().unwrap() < -9.0, "{outcome}");
+        assert!(outcome["own_score"].as_f64().unwrap() > 11.0, "{outcome}");
+    }
     // The first key is the benchmark's own: its images read as in a one-key run.
     let one = bench("1");
     let first: Vec<&serde_json::Value> = images.iter().filter(|r| r["key"] == 0).collect();

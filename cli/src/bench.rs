@@ -63,6 +63,13 @@ struct Outcome {
     exact: bool,
     raw_bit_errors: usize,
     score: f64,
+    /// The image's own payload against the reading the verdict rests on
+    /// (or another the search made): its codeword's score and the log10
+    /// bound a blind verdict for it would report there. Where the payload
+    /// was not read, how far it was from being read: under the threshold's
+    /// log10 it failed in the decoder, above it in the channel.
+    own_score: f64,
+    own_blind_log10: f64,
     /// The unmarked original, attacked the same way, was reported as marked.
     false_positive_unmarked: bool,
     /// The marked image, attacked, was reported as marked under another key.
@@ -307,12 +314,21 @@ fn bench_image(
             let (unmarked_found, unmarked_reading) = rig.detect.examine(&luma(&unmarked));
             let (wrong_key_found, wrong_key_reading) = rig.wrong_key.examine(&attacked_luma);
             let exact = found.payload == Some(payload);
+            let own = rig.detect.payload_evidence(
+                &reading,
+                Issued {
+                    recipient: Recipient::Studio,
+                    payload,
+                },
+            )?;
             let outcome = Outcome {
                 attack: attack.name().to_owned(),
                 detected: found.detected,
                 exact,
                 raw_bit_errors: rig.detect.raw_bit_errors(&reading.observation, payload),
                 score: found.score,
+                own_score: own.score,
+                own_blind_log10: own.blind_false_positive_log10,
                 false_positive_unmarked: unmarked_found.detected,
                 false_positive_wrong_key: wrong_key_found.detected,
                 traced: exact || matches(&rig.detect, &reading)? == Some(payload),
@@ -557,6 +573,8 @@ mod tests {
             exact,
             raw_bit_errors: errors,
             score: 0.0,
+            own_score: 0.0,
+            own_blind_log10: 0.0,
             false_positive_unmarked: fp,
             false_positive_wrong_key: false,
             traced: exact || detected,

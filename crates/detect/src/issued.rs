@@ -125,10 +125,7 @@ impl Detector {
             .iter()
             .find(|c| !self.readers.iter().any(|r| r.recipient == c.recipient))
         {
-            return Err(Error::InvalidParameter {
-                name: "issued",
-                reason: format!("{} is not among the detector's recipients", stranger.recipient),
-            });
+            return Err(unknown_recipient(stranger.recipient));
         }
         let payloads_log10 = (issued.len().max(1) as f64).log10();
         let readings: Vec<&Reading> = std::iter::once(reading).chain(&reading.others).collect();
@@ -218,6 +215,116 @@ impl Detector {
     }
 }
 
+/// How close one payload's codeword comes to being read blind from a
+/// reading: see [`Detector::payload_evidence`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PayloadEvidence {
+    /// Normalised correlation of the mark with the payload's codeword (a
+    /// z-score), at the reading where its blind bound is smallest.
+    pub score: f64,
+    /// Base-10 logarithm of the bound a blind verdict for this payload
+    /// would report at that reading: the blind payload test's (one of 2⁶⁴
+    /// payloads per recipient, within the reading's share of the
+    /// threshold). The payload can be read blind only where this is at most
+    /// the threshold's logarithm, and the decoder finds it.
+    pub blind_false_positive_log10: f64,
+    /// The reading's place in the search's order (0: the unchanged
+    /// geometry).
+    pub rank: usize,
+    /// The reading was of the sharpened image.
+    pub sharpened: bool,
+}
+
+impl Detector {
+    /// How strongly a known payload's codeword is present in a reading
+    /// (from [`Detector::examine`]), and how far that is from a blind
+    /// reading: for benchmarks and for judging how much of a mark an
+    /// attack left. Every reading the search measured is scored, and the
+    /// one with the smallest blind bound counts.
+    ///
+    /// It scores the payload whether or not it is the one marked, so it is
+    /// evidence only for a payload chosen before looking (the one a
+    /// benchmark marked); comparing many is [`Detector::match_issued`]'s
+    /// job, whose bound counts them.
+    ///
+    /// Fails when the recipient is not one this detector was built for.
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_detect::{DetectOptions, Issued, Key, Payload, Recipient};
+    /// use tattle_embed::EmbedOptions;
+    ///
+    /// let img = DynamicImage::ImageRgb8(RgbImage::from_fn(384, 384, |x, y| {
+    ///     let v = ((x * 7919 + y * 104729) % 251) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// }));
+    /// let key = Key::from_bytes([7; 32]);
+    /// let marked = EmbedOptions::default().build(&key).unwrap().embed(&img, Payload::new(41)).unwrap();
+    /// let detector = DetectOptions::default().build(&key).unwrap();
+    /// let (detection, reading) = detector.examine(&tattle_core::plane::luma(&marked));
+    ///
+    /// let issued = |n| Issued { recipient: Recipient::Studio, payload: Payload::new(n) };
+    /// let own = detector.payload_evidence(&reading, issued(41)).unwrap();
+    /// assert_eq!(detection.payload, Some(Payload::new(41)));
+    /// assert!(own.blind_false_positive_log10 < -9.0);
+    /// // Another payload's codeword reads like noise.
+    /// let other = detector.payload_evidence(&reading, issued(42)).unwrap();
+    /// assert!(other.score < 5.0 && other.blind_false_positive_log10 == 0.0);
+    /// ```
+    pub fn payload_evidence(&self, reading: &Reading, issued: Issued) -> Result<PayloadEvidence> {
+        let reader = self
+            .readers
+            .iter()
+            .find(|r| r.recipient == issued.recipient)
+            .ok_or_else(|| unknown_recipient(issued.recipient))?;
+        let codeword = code::encode(issued.payload);
+        let candidates_log10 = self.blind_candidates_log10();
+        let evidence = |reading: &Reading| {
+            let soft = soft_bits(&reader.schedule, &reading.observation);
+            let score = codeword_score(&codeword, &soft, self.payload_norm(&reading.observation));
+            PayloadEvidence {
+                score,
+                blind_false_positive_log10: (log10_tail_bound(score)
+                    + self.payload_trials_log10(candidates_log10, reading.rank, reading.sharpened))
+                .min(0.0),
+                rank: reading.rank,
+                sharpened: reading.sharpened,
+            }
+        };
+        let mut best = evidence(reading);
+        for other in reading.others.iter().map(evidence) {
+            // At equal bounds (both 1, say) the higher score.
+            let (a, b) = (other.blind_false_positive_log10, best.blind_false_positive_log10);
+            if a < b || (a == b && other.score > best.score) {
+                best = other;
+            }
+        }
+        Ok(best)
+    }
+}
+
+fn unknown_recipient(recipient: Recipient) -> Error {
+    Error::InvalidParameter {
+        name: "issued",
+        reason: format!("{recipient} is not among the detector's recipients"),
+    }
+}
+
+/// The normalised correlation of a codeword with the soft bits of a reading
+/// whose payload slots have norm `norm`.
+fn codeword_score(codeword: &[bool], soft: &[f32], norm: f64) -> f64 {
+    let dot: f64 = codeword
+        .iter()
+        .zip(soft)
+        .map(|(&bit, &s)| if bit { -f64::from(s) } else { f64::from(s) })
+        .sum();
+    if norm > 0.0 {
+        dot / norm
+    } else {
+        0.0
+    }
+}
+
 /// The best of one recipient's issued payloads against one reading, and
 /// the next best.
 struct Ranked {
@@ -237,12 +344,7 @@ fn rank_payloads(payloads: &[Payload], codewords: &[Vec<bool>], soft: &[f32], no
             // Listed twice: it is not its own runner-up.
             continue;
         }
-        let dot: f64 = codeword
-            .iter()
-            .zip(soft)
-            .map(|(&bit, &s)| if bit { -f64::from(s) } else { f64::from(s) })
-            .sum();
-        let score = if norm > 0.0 { dot / norm } else { 0.0 };
+        let score = codeword_score(codeword, soft, norm);
         let entry = Some((score, payload));
         if best.is_none_or(|b| score > b.0) {
             runner_up = best;

@@ -91,7 +91,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 pub use heatmap::Heatmap;
-pub use issued::{Issued, IssuedMatch, RunnerUp};
+pub use issued::{Issued, IssuedMatch, PayloadEvidence, RunnerUp};
 pub use sync::Geometry;
 pub use tattle_core::observe::Observation;
 pub use tattle_core::{Key, Payload, Recipient, Result};
@@ -726,11 +726,7 @@ impl Detector {
         // Every recipient is one more chance for a decoder to find a
         // payload by accident: 2^64 payloads × recipients, over this
         // reading's share of the threshold.
-        let payload_trials_log10 = self.payload_trials_log10(
-            64.0 * std::f64::consts::LOG10_2 + (self.readers.len() as f64).log10(),
-            rank,
-            sharpened,
-        );
+        let payload_trials_log10 = self.payload_trials_log10(self.blind_candidates_log10(), rank, sharpened);
         let log10_threshold = self.options.threshold.log10();
         let payload_norm = self.payload_norm(observation);
         let mut read: Option<(Recipient, Payload, f64, f64, usize)> = None;
@@ -850,6 +846,12 @@ impl Detector {
     /// threshold.
     fn payload_trials_log10(&self, candidates_log10: f64, rank: usize, sharpened: bool) -> f64 {
         candidates_log10 - self.payload_share(rank, sharpened).log10()
+    }
+
+    /// The payloads a blind reading chooses among (log10): 2⁶⁴ for each
+    /// recipient the detector reads.
+    fn blind_candidates_log10(&self) -> f64 {
+        Payload::BITS as f64 * std::f64::consts::LOG10_2 + (self.readers.len() as f64).log10()
     }
 
     /// The norm of the observation's payload slots, which payload

@@ -99,6 +99,14 @@ fn a_mark_too_damaged_to_decode_matches_its_issued_payload() {
     // tried whole, 10^-2.7 before; 10^0.15, no evidence, before the mixing).
     let another = best.another_log10.unwrap();
     assert!((-9.0..=-2.0).contains(&another), "{another}");
+    // How far the mark was from being read blind: the same score at the
+    // same reading, but tested as one of 2^64 payloads for each of the two
+    // vendors, which it fails.
+    let evidence = detector.payload_evidence(&reading, best.issued).unwrap();
+    assert_eq!((evidence.score, evidence.rank), (best.score, best.rank));
+    let blind_trials = (2f64.powi(64) * 2.0 / share).log10();
+    assert!((evidence.blind_false_positive_log10 - (tail + blind_trials)).abs() < 1e-9);
+    assert!(evidence.blind_false_positive_log10 > -9.0, "{evidence:?}");
 
     // Undamaged, the mark settles the issuance as well.
     let (_, reading) = detector.examine(&luma(&marked(OURS, 250)));
@@ -174,6 +182,8 @@ fn payloads_of_recipients_the_detector_does_not_read_are_refused() {
     let detector = DetectOptions::default().build_for(&key(), &[OURS]).unwrap();
     let (_, reading) = detector.examine(&luma(&frame()));
     let err = detector.match_issued(&reading, &ledger()).unwrap_err();
+    assert!(err.to_string().contains("vendor 2"), "{err}");
+    let err = detector.payload_evidence(&reading, ledger()[1]).unwrap_err();
     assert!(err.to_string().contains("vendor 2"), "{err}");
     // An empty list matches nothing.
     assert!(detector.match_issued(&reading, &[]).unwrap().is_empty());
