@@ -35,6 +35,23 @@ fn workspace() -> tempfile::TempDir {
     dir
 }
 
+/// `tattle embed --key k.key --payload PAYLOAD INPUT -o OUTPUT` in `dir`.
+fn embed(dir: &Path, payload: &str, input: &str, output: &str) -> Output {
+    run(
+        &[
+            "embed",
+            "--key",
+            "k.key",
+            "--payload",
+            payload,
+            input,
+            "-o",
+            output,
+        ],
+        dir,
+    )
+}
+
 fn sample(name: &str) -> String {
     samples().join(name).to_string_lossy().into_owned()
 }
@@ -65,19 +82,7 @@ fn keygen_writes_a_private_key_and_never_overwrites() {
 fn embed_then_detect_reads_the_payload_and_json_is_complete() {
     let dir = workspace();
     let input = sample("photo_kodim23.png");
-    let o = run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            "00c0ffee12345678",
-            &input,
-            "-o",
-            "m.png",
-        ],
-        dir.path(),
-    );
+    let o = embed(dir.path(), "00c0ffee12345678", &input, "m.png");
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&["detect", "--key", "k.key", "m.png"], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -137,19 +142,7 @@ fn another_key_finds_nothing() {
     let dir = workspace();
     run(&["keygen", "-o", "other.key"], dir.path());
     let input = sample("photo_kodim23.png");
-    run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            "1111111111111111",
-            &input,
-            "-o",
-            "m.png",
-        ],
-        dir.path(),
-    );
+    embed(dir.path(), "1111111111111111", &input, "m.png");
     let o = run(&["detect", "--key", "other.key", "--json", "m.png"], dir.path());
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -162,19 +155,7 @@ fn embedding_is_deterministic() {
     let dir = workspace();
     let input = sample("cel_openclipart_tiger.png");
     for out in ["a.png", "b.png"] {
-        let o = run(
-            &[
-                "embed",
-                "--key",
-                "k.key",
-                "--payload",
-                "abcdefabcdefabcd",
-                &input,
-                "-o",
-                out,
-            ],
-            dir.path(),
-        );
+        let o = embed(dir.path(), "abcdefabcdefabcd", &input, out);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(
@@ -188,19 +169,7 @@ fn refuses_to_overwrite_the_input() {
     let dir = workspace();
     std::fs::copy(samples().join("photo_kodim23.png"), dir.path().join("in.png")).unwrap();
     let before = std::fs::read(dir.path().join("in.png")).unwrap();
-    let o = run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            "1111111111111111",
-            "in.png",
-            "-o",
-            "in.png",
-        ],
-        dir.path(),
-    );
+    let o = embed(dir.path(), "1111111111111111", "in.png", "in.png");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
     assert_eq!(std::fs::read(dir.path().join("in.png")).unwrap(), before);
@@ -301,19 +270,7 @@ fn an_image_too_small_to_carry_a_mark_is_refused() {
     let dir = workspace();
     let small = image::RgbImage::from_pixel(100, 300, image::Rgb([10, 20, 30]));
     small.save(dir.path().join("small.png")).unwrap();
-    let o = run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            "1111111111111111",
-            "small.png",
-            "-o",
-            "o.png",
-        ],
-        dir.path(),
-    );
+    let o = embed(dir.path(), "1111111111111111", "small.png", "o.png");
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("small.png") && stderr(&o).contains("at least"),
@@ -324,22 +281,36 @@ fn an_image_too_small_to_carry_a_mark_is_refused() {
 }
 
 #[test]
+fn an_image_whose_mark_would_not_read_back_is_refused() {
+    let dir = workspace();
+    // Big enough, but flat colour and a lone thin outline: nowhere for the
+    // mark to hide.
+    image::RgbImage::from_pixel(512, 512, image::Rgb([200, 40, 90]))
+        .save(dir.path().join("swatch.png"))
+        .unwrap();
+    image::GrayImage::from_fn(256, 256, |x, y| {
+        image::Luma([if x % 64 == 0 || y % 64 == 0 { 0 } else { 255 }])
+    })
+    .save(dir.path().join("grid.png"))
+    .unwrap();
+    for name in ["swatch.png", "grid.png"] {
+        let o = embed(dir.path(), "1111111111111111", name, "o.png");
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(name) && err.contains("nothing written") && err.contains("does not read back"),
+            "{err}"
+        );
+        assert!(!dir.path().join("o.png").exists());
+    }
+}
+
+#[test]
 fn a_failing_file_does_not_stop_detection_of_the_others() {
     let dir = workspace();
     let input = sample("photo_kodim23.png");
-    run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            "2222222222222222",
-            &input,
-            "-o",
-            "m.png",
-        ],
-        dir.path(),
-    );
+    embed(dir.path(), "2222222222222222", &input, "m.png");
     let o = run(
         &["detect", "--key", "k.key", "--json", "missing.png", "m.png"],
         dir.path(),
@@ -495,19 +466,7 @@ fn bit_depth_alpha_and_colour_profile_survive_marking() {
     let input = dir.path().join("plate.png");
     save_png_with_profile(&source, &input, &icc);
     for output in ["marked.png", "marked.tif", "marked.jpg"] {
-        let o = run(
-            &[
-                "embed",
-                "--key",
-                "k.key",
-                "--payload",
-                "00000000000000aa",
-                input.to_str().unwrap(),
-                "-o",
-                output,
-            ],
-            dir.path(),
-        );
+        let o = embed(dir.path(), "00000000000000aa", input.to_str().unwrap(), output);
         assert!(o.status.success(), "{output}: {}", stderr(&o));
         let out = dir.path().join(output);
         assert_eq!(
@@ -553,19 +512,7 @@ fn an_hdr_exr_is_marked_as_float_and_traced_in_its_srgb_jpeg_export() {
         .save(&input)
         .unwrap();
     for output in ["marked.exr", "marked.jpg"] {
-        let o = run(
-            &[
-                "embed",
-                "--key",
-                "k.key",
-                "--payload",
-                "00000000000000ee",
-                "plate.exr",
-                "-o",
-                output,
-            ],
-            dir.path(),
-        );
+        let o = embed(dir.path(), "00000000000000ee", "plate.exr", output);
         assert!(o.status.success(), "{output}: {}", stderr(&o));
         let o = run(&["detect", "--key", "k.key", "--json", output], dir.path());
         assert!(
@@ -605,19 +552,7 @@ fn detect_matches_a_listed_payload_when_none_can_be_read_blind() {
         .unwrap();
     let payload = "00000000000000fa";
     let input = sample("film3d_bbb_splash.png");
-    let o = run(
-        &[
-            "embed",
-            "--key",
-            "k.key",
-            "--payload",
-            payload,
-            &input,
-            "-o",
-            "m.png",
-        ],
-        dir.path(),
-    );
+    let o = embed(dir.path(), payload, &input, "m.png");
     assert!(o.status.success(), "{}", stderr(&o));
     // Halved and re-encoded as JPEG 72: too little is left for 64 bits.
     let halved = image::open(dir.path().join("m.png"))

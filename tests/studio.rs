@@ -250,6 +250,48 @@ fn a_corrupt_file_does_not_stop_the_batch_and_a_rerun_resumes() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[test]
+fn a_frame_too_flat_to_carry_a_mark_is_refused_and_leaves_no_issuance() {
+    let (dir, studio) = studio();
+    let input = dir.path().join("in");
+    frame(&input.join("frame.png"), 3);
+    // A black slate, as at the end of a fade: no texture, so no mark reads.
+    image::RgbImage::new(512, 512)
+        .save(input.join("slate.png"))
+        .unwrap();
+    let out = dir.path().join("out");
+    let issuances = || -> Vec<Value> {
+        let export: Value =
+            serde_json::from_slice(&ok(tattle(&studio, &["ledger", "export", "--format", "json"])).stdout)
+                .unwrap();
+        export["issuances"].as_array().unwrap().clone()
+    };
+    for _run in 0..2 {
+        let o = stamp(&studio, "Acme VFX", &input, &out, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains("1 failed"), "{err}");
+        assert!(
+            err.contains("slate.png")
+                && err.contains("does not read back")
+                && err.contains("too little texture"),
+            "{err}"
+        );
+        assert!(
+            !out.join("slate.png").exists(),
+            "an unmarkable frame must not be published"
+        );
+        assert!(out.join("frame.png").is_file());
+        // Only the frame was issued; the slate's issuance was withdrawn, on
+        // the first run and on the retry, so nothing is left pending.
+        let issued = issuances();
+        assert_eq!(issued.len(), 1, "{issued:?}");
+        assert_eq!(issued[0]["status"], "issued");
+        assert!(issued[0]["source_path"].as_str().unwrap().ends_with("frame.png"));
+    }
+    ok(tattle(&studio, &["ledger", "verify"]));
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

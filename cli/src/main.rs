@@ -214,6 +214,7 @@ fn embed(
     let payload: Payload = payload.parse().context("--payload")?;
     let key = load_key(key_path)?;
     let embedder = EmbedOptions::default().strength(strength).build(&key)?;
+    let checker = DetectOptions::default().geometric_search(false).build(&key)?;
     if !force && files::same_file(input, output) {
         bail!(
             "{} is the input file; refusing to overwrite it (pass --force to replace it)",
@@ -226,6 +227,10 @@ fn embed(
     embedder
         .embed_in_place(&mut image, payload)
         .with_context(|| format!("cannot mark {}", input.display()))?;
+    // A mark that does not read back is refused, not written as if marked.
+    checker
+        .confirm_mark(&image, Recipient::Studio, payload)
+        .with_context(|| format!("cannot mark {} (nothing written)", input.display()))?;
     // The colour profile travels with the pixels it describes.
     files::save_image_atomic_with_profile(&image, output, quality, icc.as_deref())?;
     Ok(ExitCode::SUCCESS)

@@ -63,6 +63,14 @@ pub enum Error {
         /// The operating system's reason.
         cause: std::io::Error,
     },
+    /// A freshly marked image does not read back with its payload: it has
+    /// too little texture or area to carry a mark (or an earlier mark is
+    /// stronger).
+    #[error("the mark does not read back from the marked image: {reason}")]
+    MarkUnreadable {
+        /// What was read instead.
+        reason: String,
+    },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

@@ -303,7 +303,7 @@ impl Detector {
     }
 }
 
-fn unknown_recipient(recipient: Recipient) -> Error {
+pub(crate) fn unknown_recipient(recipient: Recipient) -> Error {
     Error::InvalidParameter {
         name: "issued",
         reason: format!("{recipient} is not among the detector's recipients"),

@@ -137,6 +137,50 @@ fn a_collusion_average_names_both_colluders_and_never_a_third_vendor() {
     }
 }
 
+#[test]
+fn a_fresh_mark_is_confirmed_only_for_its_own_vendor_and_payload() {
+    let key = Key::from_bytes([22; 32]);
+    let payload = Payload::new(0x0001_0000_0000_002a);
+    let marked = EmbedOptions::default()
+        .build_for(&key, VENDORS[0])
+        .unwrap()
+        .embed(&sample("photo_kodim23.png"), payload)
+        .unwrap();
+    let checker = detector_for(&key, &VENDORS, true);
+    let confirmed = checker.confirm_mark(&marked, VENDORS[0], payload).unwrap();
+    assert_eq!(
+        (confirmed.rank, confirmed.geometry),
+        (0, Some(tattle_detect::Geometry::unchanged()))
+    );
+    // Another payload or another vendor is not what was marked: the error
+    // says what the image reads as.
+    let other = Payload::new(payload.value() + 1);
+    let err = checker
+        .confirm_mark(&marked, VENDORS[0], other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("reads as payload {payload} for vendor 1")),
+        "{err}"
+    );
+    assert!(checker.confirm_mark(&marked, VENDORS[1], payload).is_err());
+    // A vendor the checker does not read is refused outright.
+    let err = checker
+        .confirm_mark(&marked, Recipient::Vendor(9), payload)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vendor 9"), "{err}");
+    // Only the unchanged geometry counts, even for a detector that would
+    // search: a quarter turn is found by `detect`, not confirmed as fresh.
+    let turned = marked.rotate90();
+    assert_eq!(checker.detect(&turned).unwrap().payload, Some(payload));
+    let err = checker
+        .confirm_mark(&turned, VENDORS[0], payload)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not read back"), "{err}");
+}
+
 fn detector_for(key: &Key, recipients: &[Recipient], search: bool) -> tattle_detect::Detector {
     DetectOptions::default()
         .geometric_search(search)

@@ -4,7 +4,8 @@
 //! process, with the binary's allocator.
 //!
 //! `cargo run --release -p tattle-studio --example embed_breakdown -- IMAGE OUTPUT.png`
-//! prints one line of milliseconds. Run it many times and take medians
+//! prints one line of milliseconds; `confirm` is the binary's check that
+//! the new mark reads back (`Detector::confirm_mark`). Run it many times and take medians
 //! (`RAYON_NUM_THREADS=1` for one thread); docs/BENCHMARKS.md shows how.
 //! With `--no-mark` after the paths it does the same without marking (a
 //! plain re-encode): the difference between the two medians of the total
@@ -15,6 +16,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use tattle_detect::{DetectOptions, Recipient};
 use tattle_embed::{EmbedOptions, Key, Payload};
 use tattle_studio::files;
 use tattle_studio::warm::WarmWorkers;
@@ -31,7 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [input, output, flag] if flag.as_os_str() == "--no-mark" => (input, output, false),
         _ => return Err("usage: embed_breakdown IMAGE OUTPUT [--no-mark]".into()),
     };
-    let embedder = EmbedOptions::default().build(&Key::from_bytes([5; 32]))?;
+    let key = Key::from_bytes([5; 32]);
+    let embedder = EmbedOptions::default().build(&key)?;
+    let checker = DetectOptions::default().geometric_search(false).build(&key)?;
     let mut lap = Instant::now();
     let mut faults = Vec::new();
     let mut last_faults = minor_faults();
@@ -50,19 +54,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut image, icc) = files::decode_image_with_profile(input, &bytes)?;
     drop(warm);
     let decode = split();
+    let payload = Payload::new(0x42);
     if marking {
-        embedder.embed_in_place(&mut image, Payload::new(0x42))?;
+        embedder.embed_in_place(&mut image, payload)?;
     }
     let mark = split();
+    if marking {
+        checker.confirm_mark(&image, Recipient::Studio, payload)?;
+    }
+    let confirm = split();
     files::save_image_atomic_with_profile(&image, output, 95, icc.as_deref())?;
     let encode = split();
     let total = started.elapsed().as_secs_f64() * 1e3;
     println!(
-        "read {read:.2} decode {decode:.2} mark {mark:.2} encode+write {encode:.2} total {total:.2} mark-share {:.3}",
-        mark / total
+        "read {read:.2} decode {decode:.2} mark {mark:.2} confirm {confirm:.2} encode+write {encode:.2} total {total:.2} \
+         mark-share {:.3} confirm-share {:.3}",
+        mark / total,
+        confirm / total
     );
-    if let [Some(read), Some(decode), Some(mark), Some(encode)] = faults[..] {
-        eprintln!("page faults: read {read} decode {decode} mark {mark} encode+write {encode}");
+    if let [Some(read), Some(decode), Some(mark), Some(confirm), Some(encode)] = faults[..] {
+        eprintln!(
+            "page faults: read {read} decode {decode} mark {mark} confirm {confirm} encode+write {encode}"
+        );
     }
     Ok(())
 }

@@ -438,6 +438,21 @@ impl Ledger {
         self.issuance_by_serial(serial)
     }
 
+    /// Withdraws a pending issuance whose file was never published (the
+    /// image could not carry its mark): the record goes, and its serial and
+    /// payload are never issued again. An issued record is left alone.
+    pub fn abandon_issuance(&self, serial: u64) -> Result<()> {
+        let serial = i64::try_from(serial).map_err(|_| Error::SerialsExhausted)?;
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM issuances WHERE serial = ?1 AND status = 'pending'",
+                params![serial],
+            )
+            .map_err(self.sqlite())?;
+            Ok(())
+        })
+    }
+
     /// Marks a pending issuance as issued, with the published file's hash.
     pub fn complete_issuance(&self, serial: u64, output_sha256: &str) -> Result<Issuance> {
         let serial = i64::try_from(serial).map_err(|_| Error::SerialsExhausted)?;

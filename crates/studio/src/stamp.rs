@@ -102,7 +102,8 @@ impl<'a> Stamper<'a> {
             .map_err(engine)?;
         // The studio's pilot and every vendor's payload, at the unchanged
         // geometry only: a cheap check that catches assets stamped before,
-        // in any vendor's name, without the cost of the geometric search.
+        // in any vendor's name, without the cost of the geometric search,
+        // and that confirms each new mark reads back.
         let recipients = ledger.recipients()?;
         let guard = DetectOptions::default()
             .geometric_search(false)
@@ -124,7 +125,10 @@ impl<'a> Stamper<'a> {
 
     /// Stamps `source` into `output` (format from its extension), creating
     /// the output's folder. The issuance is recorded as pending before the
-    /// file is published and as issued after.
+    /// file is published and as issued after. An image whose mark does not
+    /// read back (too flat or too small to carry one; see
+    /// `Detector::confirm_mark`) is an error: nothing is written and the
+    /// pending issuance is withdrawn.
     pub fn stamp(&self, source: &Path, output: &Path) -> Result<Stamped> {
         let source = source.canonicalize().map_err(Error::io(source))?;
         let output = resolve_output(output)?;
@@ -185,6 +189,17 @@ impl<'a> Stamper<'a> {
                 path: source.clone(),
                 cause: e,
             })?;
+        // A mark that does not read back is never shipped as if it were
+        // one: the file is not written, and the issuance, never published,
+        // is withdrawn (unless a file already stands at the output, which an
+        // interrupted run may have published under it).
+        let recipient = Recipient::Vendor(self.vendor.id);
+        if let Err(cause) = self.guard.confirm_mark(&image, recipient, issuance.payload) {
+            if !output.exists() {
+                self.ledger.abandon_issuance(issuance.serial)?;
+            }
+            return Err(Error::Engine { path: source, cause });
+        }
         let output_sha256 =
             files::save_image_atomic_hashed(&image, &output, self.options.jpeg_quality, icc.as_deref())?;
         let issued = self.ledger.complete_issuance(issuance.serial, &output_sha256)?;
