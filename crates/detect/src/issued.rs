@@ -121,11 +121,8 @@ impl Detector {
     /// assert!(detector.match_issued(&reading, &issued).unwrap().is_empty());
     /// ```
     pub fn match_issued(&self, reading: &Reading, issued: &[Issued]) -> Result<Vec<IssuedMatch>> {
-        if let Some(stranger) = issued
-            .iter()
-            .find(|c| !self.readers.iter().any(|r| r.recipient == c.recipient))
-        {
-            return Err(unknown_recipient(stranger.recipient));
+        for candidate in issued {
+            self.reader(candidate.recipient)?;
         }
         let payloads_log10 = (issued.len().max(1) as f64).log10();
         let readings: Vec<&Reading> = std::iter::once(reading).chain(&reading.others).collect();
@@ -272,11 +269,7 @@ impl Detector {
     /// assert!(other.score < 5.0 && other.blind_false_positive_log10 == 0.0);
     /// ```
     pub fn payload_evidence(&self, reading: &Reading, issued: Issued) -> Result<PayloadEvidence> {
-        let reader = self
-            .readers
-            .iter()
-            .find(|r| r.recipient == issued.recipient)
-            .ok_or_else(|| unknown_recipient(issued.recipient))?;
+        let reader = self.reader(issued.recipient)?;
         let codeword = code::encode(issued.payload);
         let candidates_log10 = self.blind_candidates_log10();
         let evidence = |reading: &Reading| {
