@@ -22,7 +22,7 @@ use std::io::Cursor;
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, ImageReader, Rgb, RgbImage};
-use imageproc::geometric_transformations::{rotate_about_center, Interpolation};
+use imageproc::geometric_transformations::{rotate_about_center, warp, Interpolation, Projection};
 use tattle_core::plane::display_rgb8;
 use tattle_core::prng::KeyedStream;
 
@@ -320,6 +320,9 @@ pub static SUITE: &[Attack] = &[
     attack!("screenshot-chain", Geometric, screenshot_chain),
     attack!("letterbox", Geometric, |i, _| letterbox(i)),
     attack!("window-screenshot", Geometric, window_screenshot),
+    attack!("keystone-1", Geometric, |i, _| keystone(i, 0.01)),
+    attack!("keystone-2", Geometric, |i, _| keystone(i, 0.02)),
+    attack!("keystone-4", Geometric, |i, _| keystone(i, 0.04)),
 ];
 
 /// Re-encodes as JPEG at `quality` (4:2:0 chroma, as most encoders do) and decodes again.
@@ -536,6 +539,28 @@ fn largest_inscribed(w: f32, h: f32, theta: f32) -> (f32, f32) {
     (a.min(w), b.min(h))
 }
 
+/// A photo of a screen seen from below: the top edge `tilt` (a fraction of
+/// the width) narrower than the bottom, centred (bilinear), cropped to the
+/// largest axis-aligned rectangle that holds no border.
+pub fn keystone(image: &DynamicImage, tilt: f32) -> AttackResult {
+    let rgb = display_rgb8(image);
+    let (w, h) = (rgb.width() as f32, rgb.height() as f32);
+    let inset = 0.5 * tilt * w;
+    let projection = Projection::from_control_points(
+        [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)],
+        [(inset, 0.0), (w - inset, 0.0), (w, h), (0.0, h)],
+    )
+    .ok_or(AttackError::TooSmall)?;
+    let warped = warp(&rgb, &projection, Interpolation::Bilinear, Rgb([0, 0, 0]));
+    let margin = inset.ceil() as u32 + 1;
+    if w as u32 <= 2 * margin + 8 {
+        return Err(AttackError::TooSmall);
+    }
+    Ok(DynamicImage::ImageRgb8(
+        imageops::crop_imm(&warped, margin, 0, rgb.width() - 2 * margin, rgb.height()).to_image(),
+    ))
+}
+
 /// A screenshot of a scaled-down view: scale 0.8 (bilinear), crop to 90% of
 /// the area at a seeded offset, JPEG 85.
 pub fn screenshot_chain(image: &DynamicImage, seed: u64) -> AttackResult {
@@ -618,6 +643,9 @@ mod tests {
                 "screenshot-chain" => Some((243, 182)),
                 "letterbox" => Some((320, 306)),
                 "window-screenshot" => Some((358, 268)),
+                "keystone-1" => Some((314, 240)),
+                "keystone-2" => Some((310, 240)),
+                "keystone-4" => Some((304, 240)),
                 _ => Some((320, 240)),
             };
             if let Some(e) = expected {
@@ -630,6 +658,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn keystone_narrows_the_top_and_keeps_the_bottom() {
+        // A white column a quarter of the way across a black frame.
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(320, 240, |x, _| {
+            Rgb([if x == 80 { 255 } else { 0 }; 3])
+        }));
+        let out = keystone(&img, 0.04).unwrap().to_luma8();
+        let column = |y: u32| (0..out.width()).max_by_key(|&x| out.get_pixel(x, y)[0]).unwrap();
+        // 8 columns are cropped from each side; near the bottom the column
+        // stays where it was, near the top it moves 4% of its distance from
+        // the centre inwards (80 → 83.2).
+        assert_eq!(column(235), 72);
+        assert!((74..=76).contains(&column(4)), "{}", column(4));
+        assert!(matches!(
+            keystone(&test_image(16, 16), 0.5),
+            Err(AttackError::TooSmall)
+        ));
     }
 
     #[test]
