@@ -80,6 +80,12 @@ fn describe_geometry(g: &tattle_detect::Geometry) -> Vec<String> {
     if g.mirrored {
         parts.push("mirrored".to_owned());
     }
+    if g.perspective_percent >= 0.1 {
+        parts.push(format!(
+            "seen in perspective (its scale changes {:.1}% across it)",
+            g.perspective_percent
+        ));
+    }
     // Whole pixels within the tile: 127.6 is a crop of 0 (mod 128).
     let tile = tattle_core::layout::TILE as f64;
     let (x, y) = (g.offset_x.round() % tile, g.offset_y.round() % tile);
@@ -159,6 +165,14 @@ mod tests {
         assert_eq!(
             describe_recovery(&detection(Some(turned), true)),
             "; rotated 5.0°, mirrored, read sharpened (the image was blurred)"
+        );
+        let photographed = Geometry {
+            perspective_percent: 2.04,
+            ..Geometry::unchanged()
+        };
+        assert_eq!(
+            describe_recovery(&detection(Some(photographed), false)),
+            "; seen in perspective (its scale changes 2.0% across it)"
         );
         let cropped = |offset_x, offset_y| {
             describe_recovery(&detection(

@@ -78,10 +78,19 @@ pub(crate) fn measure(
 ) -> Option<Heatmap> {
     let (rh, rw) = luma.dim();
     let whole = Window::whole(rw, rh);
-    let canonical = if alignment.linear.is_near_identity() && alignment.grid_shift == (0.0, 0.0) {
+    let canonical = if alignment.linear.is_near_identity()
+        && alignment.perspective.is_none()
+        && alignment.grid_shift == (0.0, 0.0)
+    {
         Canonical::identity(luma, whole)
     } else {
-        Canonical::resample_offset(luma, whole, alignment.linear, alignment.grid_shift)?
+        Canonical::resample_through(
+            luma,
+            whole,
+            alignment.linear,
+            alignment.perspective,
+            alignment.grid_shift,
+        )?
     };
     let origin = canonical.origin_for(alignment.orientation, alignment.offset);
     // Sharpened as the detection was read. The Laplacian's stencil is the

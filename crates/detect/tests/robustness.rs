@@ -262,6 +262,37 @@ fn geometric_search_recovers_payload_and_geometry() {
         assert_eq!(g.mirrored, mirrored, "{attack}: {g:?}");
         let turn = (g.rotation_degrees - rotation).rem_euclid(360.0);
         assert!(!(0.5..=359.5).contains(&turn), "{attack}: {g:?}");
+        assert_eq!(g.perspective_percent, 0.0, "{attack}: {g:?}");
+    }
+}
+
+#[test]
+fn a_screen_seen_in_perspective_is_read_through_it() {
+    // A keystone of 4%: the top edge 4% narrower than the bottom. The
+    // best linear map lines the blocks up along the middle only; the
+    // quadrants' tile shifts give the perspective, and undoing it reads
+    // the whole frame (bench key: payload z 17.8 → 29.1 on this frame).
+    let key = Key::from_bytes([6; 32]);
+    let (_, frame) = samples()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("film3d"))
+        .unwrap();
+    let payload = Payload::new(0x0bad_cafe_0000_0043);
+    let marked = mark(&frame, &key, payload);
+    let detector = DetectOptions::default().build(&key).unwrap();
+    let photographed = tattle_attacks::keystone(&marked, 0.04).unwrap();
+    let d = detector.detect(&photographed).unwrap();
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    let g = d.geometry.unwrap();
+    assert!((2.5..5.5).contains(&g.perspective_percent), "{g:?}");
+    // The heat map is measured through the same perspective, and covers
+    // the whole frame.
+    let (located, map) = detector.locate(&tattle_core::plane::luma(&photographed));
+    assert_eq!(located.payload, Some(payload));
+    let map = map.unwrap();
+    let (w, h) = (photographed.width(), photographed.height());
+    for (x, y) in [(64, 64), (w - 64, 64), (64, h - 64), (w - 64, h - 64)] {
+        assert!(map.score_at(x, y).is_some(), "({x}, {y})");
     }
 }
 
