@@ -364,9 +364,9 @@ const LIST_PATHS: usize = 32;
 /// between them ([`Detector::payload_share`]).
 pub const MAX_CANDIDATES: usize = 8;
 /// Rounds of [`Detector::undo_perspective`] at most: each measures what
-/// the last left. A quadrant's fold sees an average of drifts that vary
-/// across it, so each round gets part of the way: four rounds took a 4%
-/// keystone of a 960x540 frame from a pilot of 11.2 to 21.5.
+/// the last left. The first round measures about half of a strong
+/// perspective (its regions still see part of the drift as a shift), so
+/// a 4% keystone of a 960x540 frame takes three (pilot 11.8 → 23.2).
 const PERSPECTIVE_ROUNDS: usize = 6;
 /// Upright pilot strength over a whole canonical plane from which
 /// [`Detector::undo_perspective`] looks for a perspective: the geometry is
@@ -603,13 +603,16 @@ impl Detector {
     }
 
     /// A map's canonical plane, its weights and the fold of its whitened
-    /// residual, after undoing the perspective its quadrants show
-    /// (`sync::perspective_by_drift`): a screen photographed off-axis,
-    /// which no linear map lines up over the whole frame. Tried only where
-    /// the plane's pilot already stands out; each round measures what the
-    /// last left, while the pilot reads more strongly over the whole plane,
-    /// and the result is kept only if it reads clearly more strongly than
-    /// the plane as it was.
+    /// residual, after undoing the perspective its regions' tile shifts
+    /// show (`sync::perspective_by_drift`): a screen photographed
+    /// off-axis, which no linear map lines up over the whole frame. Tried
+    /// only where the plane's pilot already stands out; each round
+    /// measures what the last left, until the measured drift is too small
+    /// to matter, and the round whose pilot reads most strongly over the
+    /// whole plane is kept if it reads clearly more strongly than the plane
+    /// as it was. A round may read no better than the last (it undoes only
+    /// part of a strong perspective, and the part it undoes can misalign
+    /// the band the map fitted), so every round is measured.
     fn undo_perspective<'a>(
         &self,
         luma: &'a Plane,
@@ -621,26 +624,24 @@ impl Detector {
         if strength < PERSPECTIVE_MIN_PILOT {
             return (canonical, weights, folded);
         }
-        let (linear, offset) = (canonical.linear(), canonical.offset());
-        let (mut perspective, mut residual, mut last_strength) =
-            (canonical.perspective(), residual, strength);
+        let offset = canonical.offset();
+        let (mut map, mut residual) = ((canonical.linear(), canonical.perspective()), residual);
         let mut best: Option<(sync::Canonical<'a>, Plane, Plane, f32)> = None;
         for _ in 0..PERSPECTIVE_ROUNDS {
-            let Some(next) = sync::perspective_by_drift(&residual, &self.correlator, perspective) else {
+            let Some(next) = sync::perspective_by_drift(&residual, &self.correlator, map) else {
                 break;
             };
-            let Some(resampled) = sync::Canonical::resample_through(luma, window, linear, next, offset)
+            let Some(resampled) = sync::Canonical::resample_through(luma, window, next.0, next.1, offset)
             else {
                 break;
             };
             let whitened = sync::Whitened::of(&resampled.plane, &self.options.mask);
             let next_folded = sync::fold(&whitened.residual);
             let next_strength = self.correlator.best_shift(&next_folded).strength;
-            if next_strength <= last_strength {
-                break;
+            (map, residual) = (next, whitened.residual);
+            if best.as_ref().is_none_or(|b| next_strength > b.3) {
+                best = Some((resampled, whitened.weights, next_folded, next_strength));
             }
-            (perspective, residual, last_strength) = (next, whitened.residual, next_strength);
-            best = Some((resampled, whitened.weights, next_folded, next_strength));
         }
         match best {
             Some((canonical, weights, folded, best_strength))

@@ -51,15 +51,17 @@
 //!    resampled plane gives the map's remaining linear error (how far the
 //!    grid has slid between quadrants), and the image is resampled once
 //!    more without it (`refine_by_drift`).
-//! 5. **Perspective from the same drifts.** A screen photographed
+//! 5. **Perspective from local drifts.** A screen photographed
 //!    off-axis is a projective change: its scale varies across the frame,
 //!    and one linear map lines the blocks up along a band only. To first
-//!    order a perspective moves the content by a term in `cx·cy` that no
-//!    linear error produces, and the quadrants' tile shifts measure it
-//!    (`perspective_by_drift`). Where a map's pilot already stands out
-//!    over the whole plane, the plane is resampled through the measured
-//!    perspective (`Perspective`), round by round while the pilot reads
-//!    more strongly, and kept only if it reads clearly more strongly than
+//!    order a perspective moves the content by terms in `cx²`, `cx·cy`
+//!    and `cy²` that no linear error produces. The tile shifts of regions two tiles a side
+//!    (overlapping by half) measure it: a least-squares fit of a shift, a
+//!    linear error and the perspective's two terms, dropping misplaced
+//!    peaks (`perspective_by_drift`). Where a map's pilot already stands
+//!    out over the whole plane, the plane is resampled through the
+//!    measured perspective (`Perspective`), round by round, and the
+//!    strongest round is kept if it reads clearly more strongly than
 //!    before. It refines a map the search found; it is not a search, and
 //!    it cannot find a perspective strong enough to hide the mark from
 //!    every linear map (a keystone of 4% on most of the corpus). Learned
@@ -217,6 +219,20 @@ impl Linear {
 
     fn apply(&self, x: f64, y: f64) -> (f64, f64) {
         (self.m[0] * x + self.m[1] * y, self.m[2] * x + self.m[3] * y)
+    }
+
+    /// `self · (I + E)`: the map corrected for a small linear error `E`
+    /// (row-major) measured in the canonical plane it gives.
+    fn with_error(&self, e: [f64; 4]) -> Self {
+        let m = self.m;
+        Self {
+            m: [
+                m[0] * (1.0 + e[0]) + m[1] * e[2],
+                m[0] * e[1] + m[1] * (1.0 + e[3]),
+                m[2] * (1.0 + e[0]) + m[3] * e[2],
+                m[2] * e[1] + m[3] * (1.0 + e[3]),
+            ],
+        }
     }
 
     pub(crate) fn is_near_identity(&self) -> bool {
@@ -1113,11 +1129,7 @@ fn screened_per_family(steps: usize) -> usize {
 /// half a tile), with the quadrant's centre relative to the plane's.
 /// `None` when a quadrant is smaller than two tiles a side or its pilot too
 /// faint to trust.
-fn quadrant_drifts(
-    residual: &Plane,
-    correlator: &PilotCorrelator,
-    min_strength: f32,
-) -> Option<[QuadrantDrift; 4]> {
+fn quadrant_drifts(residual: &Plane, correlator: &PilotCorrelator) -> Option<[QuadrantDrift; 4]> {
     let (h, w) = residual.dim();
     let (half_w, half_h) = (w / 2, h / 2);
     if half_w < 2 * TILE || half_h < 2 * TILE {
@@ -1134,7 +1146,7 @@ fn quadrant_drifts(
             .slice(ndarray::s![y0..y0 + half_h, x0..x0 + half_w])
             .to_owned();
         let ((sx, sy), strength) = correlator.subpixel_shift(&fold(&region))?;
-        if strength < min_strength {
+        if strength < DRIFT_MIN_STRENGTH {
             return None;
         }
         // Tile origin in plane coordinates, and the quadrant's centre
@@ -1169,14 +1181,22 @@ struct QuadrantDrift {
     centre: (f64, f64),
 }
 
-/// Smallest pilot strength in each quadrant for which
-/// [`perspective_by_drift`] measures the quadrants' shifts: lower than
-/// [`DRIFT_MIN_STRENGTH`], because under a perspective the quadrants are
-/// what is misaligned (kodim13 with a 2% keystone: 3.9–6.9), and a wrong
-/// estimate costs only a resampling that the detector then does not keep.
-const PERSPECTIVE_QUADRANT_MIN_STRENGTH: f32 = 3.5;
+/// Side, in tiles, of the regions whose tile shifts
+/// [`perspective_by_drift`] measures; they overlap by half. Two tiles
+/// hold enough of the pilot to place it, and are small enough that the
+/// drift a perspective leaves varies little across one (a quadrant's fold
+/// is ruled by its part nearest the centre, where the map already fits).
+const PERSPECTIVE_REGION_TILES: usize = 2;
+/// Smallest pilot strength of a region whose shift [`perspective_by_drift`]
+/// uses. A wrong peak is then rare, and the fit drops what it leaves.
+const PERSPECTIVE_REGION_MIN_STRENGTH: f32 = 4.0;
+/// Fewest regions [`perspective_by_drift`] fits its eight unknowns to.
+const PERSPECTIVE_MIN_REGIONS: usize = 8;
+/// Largest distance, in canonical pixels, of a region's shift from the
+/// fit it is kept in: a larger one is a misplaced peak, not a drift.
+const PERSPECTIVE_OUTLIER: f64 = 1.5;
 /// Smallest drift, in canonical pixels at the corners of the plane, that
-/// [`perspective_by_drift`] corrects: below it the quadrants' shifts, each
+/// [`perspective_by_drift`] corrects: below it the regions' shifts, each
 /// known to a tenth of a pixel or so, do not tell a perspective from noise.
 const PERSPECTIVE_MIN_DRIFT: f64 = 0.6;
 /// Largest perspective undone, per coefficient: 10⁻⁴ moves a point 1,000
@@ -1184,44 +1204,138 @@ const PERSPECTIVE_MIN_DRIFT: f64 = 0.6;
 /// distance, a screen seen some 15° off-axis.
 const PERSPECTIVE_MAX: f64 = 1e-4;
 
-/// The perspective left in a canonical plane resampled through `current`:
-/// the part of the quadrants' tile shifts that goes as `cx · cy`, which no
-/// linear map produces (the quadrant centres are symmetric, so it is
-/// orthogonal to a shift and to every linear error). Its horizontal part
-/// gives `h`, its vertical part `g` (see [`Perspective`]). `None` when the
-/// quadrants cannot be measured, or what they show is too small to matter
-/// or too large to be a perspective.
+/// One region's tile shift, as [`region_drifts`] measures it.
+#[derive(Clone, Copy, Debug)]
+struct RegionDrift {
+    /// The tile origin's shift from the whole plane's, within half a tile.
+    shift: (f64, f64),
+    /// The region's centre, relative to the plane's.
+    centre: (f64, f64),
+}
+
+/// The pilot's tile shift, to a fraction of a pixel, in every region of
+/// [`PERSPECTIVE_REGION_TILES`] tiles a side (overlapping by half) of a
+/// whitened canonical plane whose pilot reaches `min_strength`.
+fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, min_strength: f32) -> Vec<RegionDrift> {
+    let (h, w) = residual.dim();
+    let side = PERSPECTIVE_REGION_TILES * TILE;
+    let Some(((rx, ry), _)) = correlator.subpixel_shift(&fold(residual)) else {
+        return Vec::new();
+    };
+    let t = TILE as f64;
+    let wrap = |v: f64| (v + t / 2.0).rem_euclid(t) - t / 2.0;
+    // Region origins every half region, the last flush with the far edge.
+    let origins = |n: usize| -> Vec<usize> {
+        if n < side {
+            return Vec::new();
+        }
+        let mut at: Vec<usize> = (0..=(n - side)).step_by(side / 4).collect();
+        if at.last() != Some(&(n - side)) {
+            at.push(n - side);
+        }
+        at
+    };
+    let (xs, ys) = (origins(w), origins(h));
+    let corners: Vec<(usize, usize)> = ys.iter().flat_map(|&y| xs.iter().map(move |&x| (x, y))).collect();
+    corners
+        .par_iter()
+        .filter_map(|&(x0, y0)| {
+            let region = residual
+                .slice(ndarray::s![y0..y0 + side, x0..x0 + side])
+                .to_owned();
+            let ((sx, sy), strength) = correlator.subpixel_shift(&fold(&region))?;
+            (strength >= min_strength).then(|| RegionDrift {
+                shift: (wrap(x0 as f64 + sx - rx), wrap(y0 as f64 + sy - ry)),
+                centre: (
+                    x0 as f64 + side as f64 / 2.0 - w as f64 / 2.0,
+                    y0 as f64 + side as f64 / 2.0 - h as f64 / 2.0,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The perspective left in a canonical plane resampled through `current`,
+/// fitted to the tile shifts of its regions ([`region_drifts`]).
+///
+/// Where the plane shows the original's point `c·(1 + g·cx + h·cy)` at `c`
+/// (a residual perspective `(g, h)`, to first order), the tile origin
+/// near `c` moves by `−(g·cx² + h·cx·cy, g·cx·cy + h·cy²)`; a shift and a
+/// linear error of the map add a constant and a term linear in `c`. All
+/// eight are fitted by least squares, again and again without the regions
+/// the last fit missed most, until it misses none by more than
+/// [`PERSPECTIVE_OUTLIER`].
+/// `None` when too few regions can be measured, or what they show is too
+/// small to matter or too large to be a perspective.
 pub(crate) fn perspective_by_drift(
     residual: &Plane,
     correlator: &PilotCorrelator,
-    current: Perspective,
-) -> Option<Perspective> {
-    let drifts = quadrant_drifts(residual, correlator, PERSPECTIVE_QUADRANT_MIN_STRENGTH)?;
-    let (mut along_x, mut along_y, mut norm) = (0.0f64, 0.0f64, 0.0f64);
-    for &QuadrantDrift {
-        shift: (dx, dy),
-        centre: (cx, cy),
-    } in &drifts
-    {
-        along_x += dx * cx * cy;
-        along_y += dy * cx * cy;
-        norm += (cx * cy).powi(2);
-    }
-    if norm <= 0.0 {
-        return None;
-    }
-    // The tile origin moves opposite to the content (the sign is checked
-    // by `quadrant_drifts_give_the_perspective`).
-    let (dh, dg) = (-along_x / norm, -along_y / norm);
+    (linear, current): (Linear, Perspective),
+) -> Option<(Linear, Perspective)> {
+    let drifts = region_drifts(residual, correlator, PERSPECTIVE_REGION_MIN_STRENGTH);
     let (h, w) = residual.dim();
-    let corner = (w as f64 / 2.0) * (h as f64 / 2.0);
-    let next = Perspective {
-        g: current.g + dg,
-        h: current.h + dh,
+    let (half_w, half_h) = (w as f64 / 2.0, h as f64 / 2.0);
+    // The model's terms for a region's x and y shifts. Unknowns: the x and
+    // y shifts, the linear error's four terms, then g and h in pixels at
+    // the corner; coordinates are scaled to ±1 at the plane's edges, which
+    // keeps the system well conditioned.
+    let terms = |d: &RegionDrift| -> [[f64; 8]; 2] {
+        let (u, v) = (d.centre.0 / half_w, d.centre.1 / half_h);
+        let (wide, tall) = (half_w / half_h, half_h / half_w);
+        [
+            [1.0, 0.0, u, v, 0.0, 0.0, -u * u * wide, -u * v],
+            [0.0, 1.0, 0.0, 0.0, u, v, -u * v, -v * v * tall],
+        ]
     };
-    (dh.abs().max(dg.abs()) * corner >= PERSPECTIVE_MIN_DRIFT
-        && next.g.abs().max(next.h.abs()) <= PERSPECTIVE_MAX)
-        .then_some(next)
+    let fit = |drifts: &[RegionDrift]| -> Option<[f64; 8]> {
+        if drifts.len() < PERSPECTIVE_MIN_REGIONS {
+            return None;
+        }
+        let rows: Vec<[f64; 8]> = drifts.iter().flat_map(terms).collect();
+        let a = nalgebra::DMatrix::from_row_iterator(rows.len(), 8, rows.iter().flatten().copied());
+        let b =
+            nalgebra::DVector::from_iterator(rows.len(), drifts.iter().flat_map(|d| [d.shift.0, d.shift.1]));
+        let svd = a.svd(true, true);
+        if svd.rank(1e-6 * svd.singular_values.max()) < 8 {
+            return None;
+        }
+        svd.solve(&b, 1e-12).ok()?.as_slice().try_into().ok()
+    };
+    let miss = |d: &RegionDrift, solution: &[f64; 8]| {
+        let [px, py] = terms(d).map(|row| row.iter().zip(solution).map(|(t, x)| t * x).sum::<f64>());
+        (d.shift.0 - px).hypot(d.shift.1 - py)
+    };
+    // Misplaced peaks are dropped worst first: each fit drops the regions
+    // it misses by more than half its worst miss, until every region left
+    // lies within [`PERSPECTIVE_OUTLIER`] of the fit.
+    let mut kept = drifts;
+    let [_, _, ex_u, ex_v, ey_u, ey_v, at_corner_g, at_corner_h] = loop {
+        let solution = fit(&kept)?;
+        let misses: Vec<f64> = kept.iter().map(|d| miss(d, &solution)).collect();
+        let worst = misses.iter().copied().fold(0.0, f64::max);
+        if worst <= PERSPECTIVE_OUTLIER {
+            break solution;
+        }
+        let limit = (worst / 2.0).max(PERSPECTIVE_OUTLIER);
+        kept = kept
+            .into_iter()
+            .zip(&misses)
+            .filter(|(_, &m)| m <= limit)
+            .map(|(d, _)| d)
+            .collect();
+    };
+    let corner = half_w * half_h;
+    let next = Perspective {
+        g: current.g + at_corner_g / corner,
+        h: current.h + at_corner_h / corner,
+    };
+    // The linear error the best linear map made, to fit the frame as a
+    // whole, is undone with the perspective: its terms, per pixel.
+    let error = [ex_u / half_w, ex_v / half_h, ey_u / half_w, ey_v / half_h];
+    (at_corner_g.abs().max(at_corner_h.abs()) >= PERSPECTIVE_MIN_DRIFT
+        && next.g.abs().max(next.h.abs()) <= PERSPECTIVE_MAX
+        && error.iter().all(|e| e.abs() <= DRIFT_MAX_CORRECTION))
+    .then(|| (linear.with_error(error), next))
 }
 
 /// A brute-force map made exact from the canonical plane it gives.
@@ -1239,7 +1353,7 @@ pub(crate) fn refine_by_drift(
     correlator: &PilotCorrelator,
     linear: Linear,
 ) -> Option<Linear> {
-    let drifts = quadrant_drifts(residual, correlator, DRIFT_MIN_STRENGTH)?;
+    let drifts = quadrant_drifts(residual, correlator)?;
     // The quadrant centres are symmetric, so each column of E is a plain
     // regression on one coordinate.
     let (mut e, mut sum_xx, mut sum_yy) = ([0.0f64; 4], 0.0f64, 0.0f64);
@@ -1263,16 +1377,7 @@ pub(crate) fn refine_by_drift(
     if e.iter().any(|v| v.abs() > DRIFT_MAX_CORRECTION) || e.iter().all(|v| v.abs() < 2e-5) {
         return None;
     }
-    let m = linear.m;
-    // linear · (I + E)
-    Some(Linear {
-        m: [
-            m[0] * (1.0 + e[0]) + m[1] * e[2],
-            m[0] * e[1] + m[1] * (1.0 + e[3]),
-            m[2] * (1.0 + e[0]) + m[3] * e[2],
-            m[2] * e[1] + m[3] * (1.0 + e[3]),
-        ],
-    })
+    Some(linear.with_error(e))
 }
 
 /// Samples a side of a probe under `linear`: `side` for a map that keeps or
@@ -2439,7 +2544,7 @@ mod tests {
     }
 
     #[test]
-    fn quadrant_drifts_give_the_perspective() {
+    fn region_drifts_give_the_perspective() {
         let (pattern, _) = drifted_pattern([0.0; 4], (TILE, TILE));
         let correlator = PilotCorrelator::new(&pattern);
         let value = |x: f64, y: f64| bilinear_wrapped(&pattern, x, y);
@@ -2448,8 +2553,7 @@ mod tests {
         for q in [Perspective { g: 0.0, h: 4e-5 }, Perspective { g: 3e-5, h: -2e-5 }] {
             // The original's point o shows at q.apply(o): resampling
             // through q lines the tiles up again. Each estimate is made on
-            // the plane resampled through the last; the first gets most of
-            // the way (a quadrant's fold sees an average of its drifts).
+            // the plane resampled through the last.
             let resampled = |p: Perspective| {
                 Plane::from_shape_fn((h, w), |(y, x)| {
                     let (px, py) = p.apply(x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
@@ -2457,10 +2561,10 @@ mod tests {
                     value(ox + cx, oy + cy)
                 })
             };
-            let mut found = Perspective::NONE;
+            let (mut linear, mut found) = (Linear::IDENTITY, Perspective::NONE);
             for _ in 0..3 {
-                match perspective_by_drift(&resampled(found), &correlator, found) {
-                    Some(next) => found = next,
+                match perspective_by_drift(&resampled(found), &correlator, (Linear::IDENTITY, found)) {
+                    Some(next) => (linear, found) = next,
                     None => break,
                 }
             }
@@ -2468,10 +2572,22 @@ mod tests {
                 (found.g - q.g).abs() < 6e-6 && (found.h - q.h).abs() < 6e-6,
                 "{q:?}: found {found:?}"
             );
+            // There is no linear error to undo.
+            assert!(
+                linear
+                    .m
+                    .iter()
+                    .zip(Linear::IDENTITY.m)
+                    .all(|(a, b)| (a - b).abs() < 3e-4),
+                "{q:?}: {linear:?}"
+            );
         }
         // An unwarped plane shows none.
         let plane = Plane::from_shape_fn((h, w), |(y, x)| value(x as f64, y as f64));
-        assert_eq!(perspective_by_drift(&plane, &correlator, Perspective::NONE), None);
+        assert_eq!(
+            perspective_by_drift(&plane, &correlator, (Linear::IDENTITY, Perspective::NONE)),
+            None
+        );
     }
 
     #[test]

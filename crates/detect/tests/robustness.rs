@@ -270,29 +270,35 @@ fn geometric_search_recovers_payload_and_geometry() {
 fn a_screen_seen_in_perspective_is_read_through_it() {
     // A keystone of 4%: the top edge 4% narrower than the bottom. The
     // best linear map lines the blocks up along the middle only; the
-    // quadrants' tile shifts give the perspective, and undoing it reads
-    // the whole frame (bench key: payload z 17.8 → 29.1 on this frame).
-    let key = Key::from_bytes([6; 32]);
+    // regions' tile shifts give the perspective, and undoing it reads the
+    // whole frame (bench key: payload z 17.8 → 33.3 on this frame). With
+    // keys 7 and 13 the quadrant estimate of session 34 found nothing to
+    // undo (their first round measured no drift, or read less strongly).
     let (_, frame) = samples()
         .into_iter()
         .find(|(n, _)| n.starts_with("film3d"))
         .unwrap();
     let payload = Payload::new(0x0bad_cafe_0000_0043);
-    let marked = mark(&frame, &key, payload);
-    let detector = DetectOptions::default().build(&key).unwrap();
-    let photographed = tattle_attacks::keystone(&marked, 0.04).unwrap();
-    let d = detector.detect(&photographed).unwrap();
-    assert_eq!(d.payload, Some(payload), "{d:?}");
-    let g = d.geometry.unwrap();
-    assert!((2.5..5.5).contains(&g.perspective_percent), "{g:?}");
-    // The heat map is measured through the same perspective, and covers
-    // the whole frame.
-    let (located, map) = detector.locate(&tattle_core::plane::luma(&photographed));
-    assert_eq!(located.payload, Some(payload));
-    let map = map.unwrap();
-    let (w, h) = (photographed.width(), photographed.height());
-    for (x, y) in [(64, 64), (w - 64, 64), (64, h - 64), (w - 64, h - 64)] {
-        assert!(map.score_at(x, y).is_some(), "({x}, {y})");
+    for seed in [6, 7, 13] {
+        let key = Key::from_bytes([seed; 32]);
+        let marked = mark(&frame, &key, payload);
+        let detector = DetectOptions::default().build(&key).unwrap();
+        let photographed = tattle_attacks::keystone(&marked, 0.04).unwrap();
+        let d = detector.detect(&photographed).unwrap();
+        assert_eq!(d.payload, Some(payload), "key {seed}: {d:?}");
+        let g = d.geometry.unwrap();
+        assert!((3.0..5.0).contains(&g.perspective_percent), "key {seed}: {g:?}");
+        if seed == 6 {
+            // The heat map is measured through the same perspective, and
+            // covers the whole frame.
+            let (located, map) = detector.locate(&tattle_core::plane::luma(&photographed));
+            assert_eq!(located.payload, Some(payload));
+            let map = map.unwrap();
+            let (w, h) = (photographed.width(), photographed.height());
+            for (x, y) in [(64, 64), (w - 64, 64), (64, h - 64), (w - 64, h - 64)] {
+                assert!(map.score_at(x, y).is_some(), "({x}, {y})");
+            }
+        }
     }
 }
 
