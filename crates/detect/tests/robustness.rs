@@ -21,6 +21,15 @@ fn samples() -> Vec<(String, DynamicImage)> {
     .collect()
 }
 
+/// The sample whose file name contains `part`.
+fn sample(part: &str) -> DynamicImage {
+    samples()
+        .into_iter()
+        .find(|(n, _)| n.contains(part))
+        .map(|(_, image)| image)
+        .unwrap()
+}
+
 /// `image` marked with `payload` at the default strength.
 fn mark(image: &DynamicImage, key: &Key, payload: Payload) -> DynamicImage {
     mark_with(EmbedOptions::default(), image, key, payload)
@@ -36,7 +45,7 @@ fn mark_with(options: EmbedOptions, image: &DynamicImage, key: &Key, payload: Pa
 /// the tests of the sharpened reading use the plain mark, which the blur
 /// takes to the threshold or past it.
 fn blurred_plain_tiger(key: &Key, payload: Payload) -> (DynamicImage, DynamicImage) {
-    let (_, tiger) = samples().into_iter().find(|(n, _)| n.contains("tiger")).unwrap();
+    let tiger = sample("tiger");
     let marked = mark_with(EmbedOptions::default().ssim_floor(1.0), &tiger, key, payload);
     let blurred = (tattle_attacks::find("blur-1").unwrap().apply)(&marked, 1).unwrap();
     (marked, blurred)
@@ -237,10 +246,7 @@ fn geometric_search_recovers_payload_and_geometry() {
     let key = Key::from_bytes([6; 32]);
     let embedder = EmbedOptions::default().build(&key).unwrap();
     let detector = DetectOptions::default().build(&key).unwrap();
-    let (_, img) = samples()
-        .into_iter()
-        .find(|(n, _)| n.starts_with("film3d"))
-        .unwrap();
+    let img = sample("film3d");
     let payload = Payload::new(0x0bad_cafe_0000_0042);
     let marked = embedder.embed(&img, payload).unwrap();
     // (attack, expected scale, expected rotation in degrees counter-clockwise,
@@ -274,10 +280,7 @@ fn a_screen_seen_in_perspective_is_read_through_it() {
     // whole frame (bench key: payload z 17.8 → 33.3 on this frame). With
     // keys 7 and 13 the quadrant estimate of session 34 found nothing to
     // undo (their first round measured no drift, or read less strongly).
-    let (_, frame) = samples()
-        .into_iter()
-        .find(|(n, _)| n.starts_with("film3d"))
-        .unwrap();
+    let frame = sample("film3d");
     let payload = Payload::new(0x0bad_cafe_0000_0043);
     for seed in [6, 7, 13] {
         let key = Key::from_bytes([seed; 32]);
@@ -308,10 +311,7 @@ fn a_halved_and_recompressed_frame_is_read_at_the_exact_halving() {
     // hold at scale 1; after JPEG they ranked this frame's true scale among
     // false ones and it was not decoded, until the search tried the exact
     // halving on the whole image (measured: pilot 7.0, payload z 11.9).
-    let (_, frame) = samples()
-        .into_iter()
-        .find(|(n, _)| n.starts_with("film3d"))
-        .unwrap();
+    let frame = sample("film3d");
     let key = Key::from_bytes([22; 32]);
     let vendor = Recipient::Vendor(2);
     let payload = Payload::new((2 << 48) | 2);
@@ -340,10 +340,7 @@ fn recompressed_screenshots_of_line_art_are_traced() {
     // noise, and is found only when the scan's strongest maps are probed
     // again on a larger region before any is refined.
     let key = Key::from_bytes([3; 32]);
-    let (_, img) = samples()
-        .into_iter()
-        .find(|(n, _)| n.starts_with("cel_"))
-        .unwrap();
+    let img = sample("cel_");
     let payload = Payload::new(77);
     let marked = mark(&img, &key, payload);
     let chain = tattle_attacks::Chain::parse("screenshot-chain+jpeg-75").unwrap();
