@@ -561,13 +561,28 @@ impl PilotCorrelator {
     /// [`PilotCorrelator::best_shift`] to a fraction of a pixel: the peak
     /// of the correlation surface placed by a parabola in each direction.
     pub(crate) fn subpixel_shift(&self, folded: &Plane) -> Option<((f64, f64), f32)> {
+        self.subpixel_shift_near(folded, None)
+    }
+
+    /// [`PilotCorrelator::subpixel_shift`] with the peak sought only
+    /// within `reach` pixels (wrapping round the tile) of a shift where
+    /// the tile is expected to start. The strength is still measured
+    /// against the whole surface.
+    pub(crate) fn subpixel_shift_near(
+        &self,
+        folded: &Plane,
+        near: Option<((f64, f64), f64)>,
+    ) -> Option<((f64, f64), f32)> {
         let sampled = self.by_step.iter().find(|s| s.step == 1)?;
         let pilot = sampled.phases.first()?;
         let mut spectrum = sampled.fft.forward(folded);
         without_grid_edges(&mut spectrum, sampled.fft.width);
         let product = spectrum.iter().zip(pilot).map(|(a, b)| a * b).collect();
         let surface = sampled.fft.inverse_real(product);
-        let ((x, y), strength) = surface_peak_of(&surface, sampled.fft.width);
+        let ((x, y), strength) = match near {
+            None => surface_peak_of(&surface, sampled.fft.width),
+            Some((centre, reach)) => surface_peak_near(&surface, centre, reach),
+        };
         let at = |dx: i64, dy: i64| {
             let t = TILE as i64;
             let (yy, xx) = (
@@ -671,21 +686,47 @@ fn surface_peak_of(surface: &Plane, width: usize) -> ((usize, usize), f32) {
     // The surface comes out in standard layout; a flat slice walks it far
     // faster than indexed iteration, and this runs for every probe.
     let values = surface.as_slice().unwrap_or(&[]);
-    let n = values.len().max(1) as f32;
-    let mean = values.iter().sum::<f32>() / n;
-    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
     let (index, peak) =
         values.iter().enumerate().fold(
             (0, f32::NEG_INFINITY),
             |best, (i, &v)| if v > best.1 { (i, v) } else { best },
         );
     let (y, x) = (index / width.max(1), index % width.max(1));
-    let strength = if variance > 0.0 {
+    ((x, y), height_in_deviations(values, peak))
+}
+
+/// How far `peak` stands above the mean of a correlation surface's
+/// `values`, in standard deviations (0 for a flat surface).
+fn height_in_deviations(values: &[f32], peak: f32) -> f32 {
+    let n = values.len().max(1) as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    if variance > 0.0 && peak.is_finite() {
         (peak - mean) / variance.sqrt()
     } else {
         0.0
+    }
+}
+
+/// [`surface_peak_of`] with the peak sought only within `reach` pixels of
+/// `centre` (the surface wraps round: it is a tile's shifts).
+fn surface_peak_near(surface: &Plane, centre: (f64, f64), reach: f64) -> ((usize, usize), f32) {
+    let (h, w) = surface.dim();
+    let wrapped = |v: f64, side: usize| {
+        let side = side as f64;
+        (v + side / 2.0).rem_euclid(side) - side / 2.0
     };
-    ((x, y), strength)
+    let mut best = ((0, 0), f32::NEG_INFINITY);
+    for ((y, x), &v) in surface.indexed_iter() {
+        let (dx, dy) = (wrapped(x as f64 - centre.0, w), wrapped(y as f64 - centre.1, h));
+        if v > best.1 && dx.hypot(dy) <= reach {
+            best = ((x, y), v);
+        }
+    }
+    (
+        best.0,
+        height_in_deviations(surface.as_slice().unwrap_or(&[]), best.1),
+    )
 }
 
 /// A one-parameter family of geometric changes searched by brute force.
@@ -1190,6 +1231,20 @@ const PERSPECTIVE_REGION_TILES: usize = 2;
 /// Smallest pilot strength of a region whose shift [`perspective_by_drift`]
 /// uses. A wrong peak is then rare, and the fit drops what it leaves.
 const PERSPECTIVE_REGION_MIN_STRENGTH: f32 = 4.0;
+/// Smallest pilot strength of a region whose shift [`perspective_by_drift`]
+/// seeks near where the fit so far expects it: a peak sought among a
+/// hundred shifts or so, not the tile's sixteen thousand, stands out of
+/// the noise at a lower height.
+const PERSPECTIVE_NEAR_MIN_STRENGTH: f32 = 3.5;
+/// How far, in canonical pixels, from the whole plane's tile shift a
+/// region's is sought once a first perspective has been undone: what is
+/// left of the drift is then a pixel or two.
+pub(crate) const PERSPECTIVE_NEAR_REACH: f64 = 6.0;
+/// Largest linear error [`perspective_by_drift`] undoes with a
+/// perspective, per matrix entry: the linear map the search chose is the
+/// one that fits the frame as a whole best, which a perspective of a few
+/// percent leaves up to half a percent off at the frame's centre.
+const PERSPECTIVE_MAX_CORRECTION: f64 = 0.01;
 /// Fewest regions [`perspective_by_drift`] fits its eight unknowns to.
 const PERSPECTIVE_MIN_REGIONS: usize = 8;
 /// Largest distance, in canonical pixels, of a region's shift from the
@@ -1216,7 +1271,11 @@ struct RegionDrift {
 /// The pilot's tile shift, to a fraction of a pixel, in every region of
 /// [`PERSPECTIVE_REGION_TILES`] tiles a side (overlapping by half) of a
 /// whitened canonical plane whose pilot reaches `min_strength`.
-fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, min_strength: f32) -> Vec<RegionDrift> {
+fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, reach: Option<f64>) -> Vec<RegionDrift> {
+    let min_strength = match reach {
+        None => PERSPECTIVE_REGION_MIN_STRENGTH,
+        Some(_) => PERSPECTIVE_NEAR_MIN_STRENGTH,
+    };
     let (h, w) = residual.dim();
     let side = PERSPECTIVE_REGION_TILES * TILE;
     let Some(((rx, ry), _)) = correlator.subpixel_shift(&fold(residual)) else {
@@ -1243,7 +1302,9 @@ fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, min_strength: f
             let region = residual
                 .slice(ndarray::s![y0..y0 + side, x0..x0 + side])
                 .to_owned();
-            let ((sx, sy), strength) = correlator.subpixel_shift(&fold(&region))?;
+            let expected = ((rx - x0 as f64).rem_euclid(t), (ry - y0 as f64).rem_euclid(t));
+            let near = reach.map(|reach| (expected, reach));
+            let ((sx, sy), strength) = correlator.subpixel_shift_near(&fold(&region), near)?;
             (strength >= min_strength).then(|| RegionDrift {
                 shift: (wrap(x0 as f64 + sx - rx), wrap(y0 as f64 + sy - ry)),
                 centre: (
@@ -1271,8 +1332,9 @@ pub(crate) fn perspective_by_drift(
     residual: &Plane,
     correlator: &PilotCorrelator,
     (linear, current): (Linear, Perspective),
+    reach: Option<f64>,
 ) -> Option<(Linear, Perspective)> {
-    let drifts = region_drifts(residual, correlator, PERSPECTIVE_REGION_MIN_STRENGTH);
+    let drifts = region_drifts(residual, correlator, reach);
     let (h, w) = residual.dim();
     let (half_w, half_h) = (w as f64 / 2.0, h as f64 / 2.0);
     // The model's terms for a region's x and y shifts. Unknowns: the x and
@@ -1334,7 +1396,7 @@ pub(crate) fn perspective_by_drift(
     let error = [ex_u / half_w, ex_v / half_h, ey_u / half_w, ey_v / half_h];
     (at_corner_g.abs().max(at_corner_h.abs()) >= PERSPECTIVE_MIN_DRIFT
         && next.g.abs().max(next.h.abs()) <= PERSPECTIVE_MAX
-        && error.iter().all(|e| e.abs() <= DRIFT_MAX_CORRECTION))
+        && error.iter().all(|e| e.abs() <= PERSPECTIVE_MAX_CORRECTION))
     .then(|| (linear.with_error(error), next))
 }
 
@@ -2544,6 +2606,21 @@ mod tests {
     }
 
     #[test]
+    fn a_peak_sought_near_a_shift_is_the_highest_within_reach() {
+        let mut surface = Plane::zeros((TILE, TILE));
+        surface[[10, 120]] = 5.0;
+        surface[[70, 70]] = 9.0;
+        // (120, 10) is 11.7 pixels from (2, 4), round the tile's edge.
+        let (at, strength) = surface_peak_near(&surface, (2.0, 4.0), 12.0);
+        assert_eq!(at, (120, 10));
+        let (_, anywhere) = surface_peak_of(&surface, TILE);
+        assert!(strength > 0.0 && strength < anywhere, "{strength} {anywhere}");
+        let (at, _) = surface_peak_near(&surface, (2.0, 4.0), 11.0);
+        assert!(at != (120, 10) && at != (70, 70), "{at:?}");
+        assert_eq!(surface_peak_near(&surface, (2.0, 4.0), 200.0).0, (70, 70));
+    }
+
+    #[test]
     fn region_drifts_give_the_perspective() {
         let (pattern, _) = drifted_pattern([0.0; 4], (TILE, TILE));
         let correlator = PilotCorrelator::new(&pattern);
@@ -2562,8 +2639,9 @@ mod tests {
                 })
             };
             let (mut linear, mut found) = (Linear::IDENTITY, Perspective::NONE);
-            for _ in 0..3 {
-                match perspective_by_drift(&resampled(found), &correlator, (Linear::IDENTITY, found)) {
+            for round in 0..3 {
+                let reach = (round > 0).then_some(PERSPECTIVE_NEAR_REACH);
+                match perspective_by_drift(&resampled(found), &correlator, (Linear::IDENTITY, found), reach) {
                     Some(next) => (linear, found) = next,
                     None => break,
                 }
@@ -2585,7 +2663,7 @@ mod tests {
         // An unwarped plane shows none.
         let plane = Plane::from_shape_fn((h, w), |(y, x)| value(x as f64, y as f64));
         assert_eq!(
-            perspective_by_drift(&plane, &correlator, (Linear::IDENTITY, Perspective::NONE)),
+            perspective_by_drift(&plane, &correlator, (Linear::IDENTITY, Perspective::NONE), None),
             None
         );
     }

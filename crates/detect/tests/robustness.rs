@@ -306,6 +306,29 @@ fn a_screen_seen_in_perspective_is_read_through_it() {
 }
 
 #[test]
+fn a_steep_perspective_is_undone_from_a_map_that_reads_it_weakly() {
+    // A 768-px frame at a 4% keystone: with key 9 the best linear map's
+    // pilot reads under 6, where session 35 did not look for a
+    // perspective (it read the payload at z 17.0, through the middle of
+    // the frame only). From 4.5 on it does, and after the first round it
+    // seeks each region's shift near where the fit expects it: z 30.0.
+    let frame = sample("film3d").resize(768, 768, image::imageops::FilterType::CatmullRom);
+    let key = Key::from_bytes([9; 32]);
+    let payload = Payload::new(0x0bad_cafe_0000_0044);
+    let marked = mark(&frame, &key, payload);
+    let photographed = tattle_attacks::keystone(&marked, 0.04).unwrap();
+    let d = DetectOptions::default()
+        .build(&key)
+        .unwrap()
+        .detect(&photographed)
+        .unwrap();
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    let perspective = d.geometry.as_ref().map(|g| g.perspective_percent);
+    assert!(perspective.is_some_and(|p| (3.0..5.0).contains(&p)), "{d:?}");
+    assert!(d.payload_score > 25.0, "{d:?}");
+}
+
+#[test]
 fn a_halved_and_recompressed_frame_is_read_at_the_exact_halving() {
     // The probes of a halved image hold a quarter of the tile copies they
     // hold at scale 1; after JPEG they ranked this frame's true scale among
