@@ -939,9 +939,9 @@ impl<'a> Probe<'a> {
 
     /// The brute-force searches: for each family, the best map on a coarse
     /// grid, then refined on a larger region with a finer grid. Returns the
-    /// refined maps (not near the identity) strong enough to be worth the
-    /// whole image, strongest first. Key-dependent (it uses the pilot);
-    /// every map it can try is counted in [`HYPOTHESES`].
+    /// refined maps strong enough to be worth the whole image, strongest
+    /// first, those near the identity included. Key-dependent (it uses the
+    /// pilot); every map it can try is counted in [`HYPOTHESES`].
     pub fn search_families(&self) -> Vec<(f32, Linear)> {
         let mut found: Vec<(f32, Linear)> = Family::ALL
             .into_iter()
@@ -1077,7 +1077,6 @@ impl FamilyTrace {
         chosen
             .into_iter()
             .map(|(strength, t)| (strength, self.family.linear(t)))
-            .filter(|(_, linear)| !linear.is_near_identity())
             .collect()
     }
 

@@ -329,6 +329,32 @@ fn a_steep_perspective_is_undone_from_a_map_that_reads_it_weakly() {
 }
 
 #[test]
+fn a_slight_perspective_is_undone_where_only_the_probes_see_the_mark() {
+    // The benchmark's case (its key, the tiger's payload): a 1% keystone,
+    // then JPEG 75. The identity is the best linear map, but across these
+    // 1,601 rows the scale changes by 1%, and its pilot reads 4.47 over
+    // the whole frame, under the 4.5 from which a perspective is looked
+    // for; the search's probes near the identity read 11.0 in the centre.
+    // Undoing the perspective from that evidence reads the payload at z
+    // 22.2 (until session 36 it was missed, z 5.4 against the ledger).
+    let key = Key::from_bytes(blake3::derive_key("tattle bench public test key", b"mark"));
+    let payload = Payload::new(0x7a77_1e00_0000_0000 ^ 0x9e37_79b9_7f4a_7c15);
+    let marked = mark(&sample("tiger"), &key, payload);
+    let photographed = tattle_attacks::Chain::parse("keystone-1+jpeg-75")
+        .unwrap()
+        .apply(&marked, 0)
+        .unwrap();
+    let d = DetectOptions::default()
+        .build(&key)
+        .unwrap()
+        .detect(&photographed)
+        .unwrap();
+    assert_eq!(d.payload, Some(payload), "{d:?}");
+    let perspective = d.geometry.as_ref().map(|g| g.perspective_percent);
+    assert!(perspective.is_some_and(|p| (0.5..1.5).contains(&p)), "{d:?}");
+}
+
+#[test]
 fn a_halved_and_recompressed_frame_is_read_at_the_exact_halving() {
     // The probes of a halved image hold a quarter of the tile copies they
     // hold at scale 1; after JPEG they ranked this frame's true scale among
