@@ -317,15 +317,27 @@ fn a_steep_perspective_is_undone_from_a_map_that_reads_it_weakly() {
     let payload = Payload::new(0x0bad_cafe_0000_0044);
     let marked = mark(&frame, &key, payload);
     let photographed = tattle_attacks::keystone(&marked, 0.04).unwrap();
+    let d = read_in_perspective(&photographed, &key, payload, 3.0..5.0);
+    assert!(d.payload_score > 25.0, "{d:?}");
+}
+
+/// Detects `photographed`, asserting that `payload` is read through a
+/// perspective of `percent`.
+fn read_in_perspective(
+    photographed: &DynamicImage,
+    key: &Key,
+    payload: Payload,
+    percent: std::ops::Range<f64>,
+) -> tattle_detect::Detection {
     let d = DetectOptions::default()
-        .build(&key)
+        .build(key)
         .unwrap()
-        .detect(&photographed)
+        .detect(photographed)
         .unwrap();
     assert_eq!(d.payload, Some(payload), "{d:?}");
     let perspective = d.geometry.as_ref().map(|g| g.perspective_percent);
-    assert!(perspective.is_some_and(|p| (3.0..5.0).contains(&p)), "{d:?}");
-    assert!(d.payload_score > 25.0, "{d:?}");
+    assert!(perspective.is_some_and(|p| percent.contains(&p)), "{d:?}");
+    d
 }
 
 #[test]
@@ -344,14 +356,7 @@ fn a_slight_perspective_is_undone_where_only_the_probes_see_the_mark() {
         .unwrap()
         .apply(&marked, 0)
         .unwrap();
-    let d = DetectOptions::default()
-        .build(&key)
-        .unwrap()
-        .detect(&photographed)
-        .unwrap();
-    assert_eq!(d.payload, Some(payload), "{d:?}");
-    let perspective = d.geometry.as_ref().map(|g| g.perspective_percent);
-    assert!(perspective.is_some_and(|p| (0.5..1.5).contains(&p)), "{d:?}");
+    read_in_perspective(&photographed, &key, payload, 0.5..1.5);
 }
 
 #[test]
