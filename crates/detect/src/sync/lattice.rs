@@ -1,0 +1,246 @@
+//! The tile lattice from the autocorrelation of the residual.
+
+use rustfft::num_complex::Complex32;
+use tattle_core::layout::TILE;
+use tattle_core::plane::{box_mean, Plane};
+
+use super::*;
+
+/// Estimates the tile lattice of an image from the autocorrelation of its
+/// residual. Returns up to [`MAX_LATTICES`] linear maps (canonical →
+/// image), best first; none when no periodicity stands out.
+pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
+    let (h, w) = residual.dim();
+    let size = |d: usize| -> usize {
+        let mut s = 256;
+        while s * 2 <= d.min(1024) {
+            s *= 2;
+        }
+        s
+    };
+    if h < 256 || w < 256 {
+        return Vec::new();
+    }
+    let (ch, cw) = (size(h), size(w));
+    let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
+    let mut region = residual.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]).to_owned();
+    let mean = region.sum() / region.len() as f32;
+    region.mapv_inplace(|v| v - mean);
+    let fft = Fft2::new(ch, cw);
+    let power: Vec<Complex32> = fft
+        .forward(&region)
+        .iter()
+        .map(|c| Complex32::new(c.norm_sqr(), 0.0))
+        .collect();
+    let raw = fft.inverse_real(power);
+    let zero = raw.get((0, 0)).copied().unwrap_or(0.0);
+    // The mark's periodicity gives sharp peaks; image content gives broad
+    // hills. Keep what stands above its neighbourhood.
+    let acf = &raw - &box_mean(&raw, 3);
+    if zero <= 0.0 {
+        return Vec::new();
+    }
+    let at = |dx: f64, dy: f64| -> f32 { bilinear_wrapped(&acf, dx, dy) / zero };
+
+    // Local maxima in the annulus of plausible tile sizes (scale 0.45–2.2).
+    let (r_min, r_max) = (
+        0.45 * TILE as f64,
+        (2.2 * TILE as f64).min(ch.min(cw) as f64 / 2.0 - 2.0),
+    );
+    let mut peaks: Vec<(f32, f64, f64)> = Vec::new();
+    let half = |v: usize, n: usize| -> f64 {
+        if v > n / 2 {
+            v as f64 - n as f64
+        } else {
+            v as f64
+        }
+    };
+    for ((y, x), &v) in acf.indexed_iter() {
+        let (dx, dy) = (half(x, cw), half(y, ch));
+        let r = (dx * dx + dy * dy).sqrt();
+        if r < r_min || r > r_max || dy < 0.0 || (dy == 0.0 && dx < 0.0) {
+            continue;
+        }
+        let neighbours_lower = (-1i64..=1).all(|j| {
+            (-1i64..=1).all(|i| {
+                (i == 0 && j == 0) || {
+                    let yy = (y as i64 + j).rem_euclid(ch as i64) as usize;
+                    let xx = (x as i64 + i).rem_euclid(cw as i64) as usize;
+                    acf.get((yy, xx)).is_some_and(|&n| n < v)
+                }
+            })
+        });
+        if neighbours_lower {
+            peaks.push((v / zero, dx, dy));
+        }
+    }
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    peaks.truncate(12);
+    // Both signs of every peak vector.
+    let vectors: Vec<(f64, f64)> = peaks.iter().flat_map(|&(_, x, y)| [(x, y), (-x, -y)]).collect();
+
+    let mut bases: Vec<(f32, Linear)> = Vec::new();
+    for (i, &p) in vectors.iter().enumerate() {
+        for &q in vectors.iter().skip(i + 1) {
+            let (lp, lq) = ((p.0 * p.0 + p.1 * p.1).sqrt(), (q.0 * q.0 + q.1 * q.1).sqrt());
+            let cos = (p.0 * q.0 + p.1 * q.1) / (lp * lq);
+            if cos.abs() > 0.5 || lp / lq > 1.35 || lq / lp > 1.35 {
+                continue;
+            }
+            let score = lattice_score(&at, p, q, r_max);
+            let linear = canonical_basis(p, q);
+            bases.push((score, linear));
+        }
+    }
+    bases.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<Linear> = Vec::new();
+    for (score, linear) in bases {
+        if out.len() == MAX_LATTICES {
+            break;
+        }
+        if score <= 0.0 {
+            break;
+        }
+        let refined = refine(&acf, linear, r_max);
+        if !out
+            .iter()
+            .any(|o| o.m.iter().zip(refined.m).all(|(a, b)| (a - b).abs() < 0.02))
+        {
+            out.push(refined);
+        }
+    }
+    out
+}
+
+/// Mean normalised autocorrelation over the lattice points spanned by `p`
+/// and `q` within reach.
+fn lattice_score(at: &dyn Fn(f64, f64) -> f32, p: (f64, f64), q: (f64, f64), reach: f64) -> f32 {
+    let (mut sum, mut count) = (0.0f32, 0);
+    for j in -3i32..=3 {
+        for i in -3i32..=3 {
+            if i == 0 && j == 0 {
+                continue;
+            }
+            let (x, y) = (i as f64 * p.0 + j as f64 * q.0, i as f64 * p.1 + j as f64 * q.1);
+            if (x * x + y * y).sqrt() <= reach {
+                sum += at(x, y);
+                count += 1;
+            }
+        }
+    }
+    if count < 4 {
+        0.0
+    } else {
+        sum / count as f32
+    }
+}
+
+/// Of the eight bases of the same square lattice, the one closest to the
+/// identity (first vector nearest +x, second nearest +y), scaled so that a
+/// tile of 128 pixels maps to the basis vectors.
+fn canonical_basis(p: (f64, f64), q: (f64, f64)) -> Linear {
+    let candidates = [p, q, (-p.0, -p.1), (-q.0, -q.1)];
+    let first = candidates
+        .iter()
+        .copied()
+        .max_by(|a, b| (a.0 / a.0.hypot(a.1)).total_cmp(&(b.0 / b.0.hypot(b.1))))
+        .unwrap_or(p);
+    let second = candidates
+        .iter()
+        .copied()
+        .filter(|c| (c.0 * first.0 + c.1 * first.1).abs() < 0.9 * c.0.hypot(c.1) * first.0.hypot(first.1))
+        .max_by(|a, b| (a.1 / a.0.hypot(a.1)).total_cmp(&(b.1 / b.0.hypot(b.1))))
+        .unwrap_or(q);
+    let t = TILE as f64;
+    Linear {
+        m: [first.0 / t, second.0 / t, first.1 / t, second.1 / t],
+    }
+}
+
+/// Least-squares refinement of a lattice basis from sub-pixel positions of
+/// every lattice peak within reach.
+fn refine(acf: &Plane, basis: Linear, reach: f64) -> Linear {
+    let t = TILE as f64;
+    let p = (basis.m[0] * t, basis.m[2] * t);
+    let q = (basis.m[1] * t, basis.m[3] * t);
+    // Normal equations for x = i·p + j·q (separately for the x and y parts).
+    let (mut sii, mut sij, mut sjj) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut six, mut sjx, mut siy, mut sjy) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut used = 0;
+    for j in -3i32..=3 {
+        for i in -3i32..=3 {
+            if i == 0 && j == 0 {
+                continue;
+            }
+            let (x, y) = (i as f64 * p.0 + j as f64 * q.0, i as f64 * p.1 + j as f64 * q.1);
+            if (x * x + y * y).sqrt() > reach {
+                continue;
+            }
+            let Some((px, py)) = subpixel_peak(acf, x, y) else {
+                continue;
+            };
+            let (fi, fj) = (f64::from(i), f64::from(j));
+            sii += fi * fi;
+            sij += fi * fj;
+            sjj += fj * fj;
+            six += fi * px;
+            sjx += fj * px;
+            siy += fi * py;
+            sjy += fj * py;
+            used += 1;
+        }
+    }
+    let det = sii * sjj - sij * sij;
+    if used < 4 || det.abs() < 1e-9 {
+        return basis;
+    }
+    let solve = |a: f64, b: f64| ((sjj * a - sij * b) / det, (sii * b - sij * a) / det);
+    let (px, qx) = solve(six, sjx);
+    let (py, qy) = solve(siy, sjy);
+    Linear {
+        m: [px / t, qx / t, py / t, qy / t],
+    }
+}
+
+/// The autocorrelation peak nearest `(x, y)` (within 2 pixels), located to
+/// a fraction of a pixel by fitting a parabola in each direction.
+fn subpixel_peak(acf: &Plane, x: f64, y: f64) -> Option<(f64, f64)> {
+    let (h, w) = acf.dim();
+    let get = |xx: i64, yy: i64| acf[[yy.rem_euclid(h as i64) as usize, xx.rem_euclid(w as i64) as usize]];
+    let (cx, cy) = (x.round() as i64, y.round() as i64);
+    let mut best = (cx, cy, f32::NEG_INFINITY);
+    for dy in -2..=2 {
+        for dx in -2..=2 {
+            let v = get(cx + dx, cy + dy);
+            if v > best.2 {
+                best = (cx + dx, cy + dy, v);
+            }
+        }
+    }
+    let (bx, by, v) = best;
+    let ox = parabola_offset(get(bx - 1, by), v, get(bx + 1, by));
+    let oy = parabola_offset(get(bx, by - 1), v, get(bx, by + 1));
+    Some((bx as f64 + ox, by as f64 + oy))
+}
+
+/// Where the vertex of the parabola through `(−1, minus)`, `(0, peak)` and
+/// `(1, plus)` lies, within half a sample of the peak.
+pub(super) fn parabola_offset(minus: f32, peak: f32, plus: f32) -> f64 {
+    let denominator = minus - 2.0 * peak + plus;
+    if denominator.abs() < 1e-12 {
+        0.0
+    } else {
+        (0.5 * (minus - plus) / denominator).clamp(-0.5, 0.5) as f64
+    }
+}
+
+pub(super) fn bilinear_wrapped(plane: &Plane, x: f64, y: f64) -> f32 {
+    let (h, w) = plane.dim();
+    let (fx, fy) = (x.floor(), y.floor());
+    let (tx, ty) = ((x - fx) as f32, (y - fy) as f32);
+    let get = |xx: i64, yy: i64| plane[[yy.rem_euclid(h as i64) as usize, xx.rem_euclid(w as i64) as usize]];
+    let (x0, y0) = (fx as i64, fy as i64);
+    let top = get(x0, y0) * (1.0 - tx) + get(x0 + 1, y0) * tx;
+    let bottom = get(x0, y0 + 1) * (1.0 - tx) + get(x0 + 1, y0 + 1) * tx;
+    top * (1.0 - ty) + bottom * ty
+}
