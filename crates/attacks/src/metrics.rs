@@ -1,6 +1,7 @@
 //! Quality metrics: how far a marked image is from its original.
 
 use image::DynamicImage;
+use ndarray::Axis;
 use tattle_core::plane::{encode_linear, luma, Plane};
 
 /// Peak signal-to-noise ratio (dB) of two planes in 8-bit grey levels; infinite when equal.
@@ -87,27 +88,22 @@ fn gaussian_blur(p: &Plane) -> Plane {
         .collect();
     let sum: f32 = weights.iter().sum();
     let weights: Vec<f32> = weights.iter().map(|w| w / sum).collect();
-    let (h, w) = p.dim();
-    let mut tmp = Plane::zeros((h, w));
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (k, wt) in weights.iter().enumerate() {
-                let xx = (x as i64 + k as i64 - 5).clamp(0, w as i64 - 1) as usize;
-                acc += wt * p[[y, xx]];
-            }
-            tmp[[y, x]] = acc;
-        }
-    }
-    let mut out = Plane::zeros((h, w));
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (k, wt) in weights.iter().enumerate() {
-                let yy = (y as i64 + k as i64 - 5).clamp(0, h as i64 - 1) as usize;
-                acc += wt * tmp[[yy, x]];
-            }
-            out[[y, x]] = acc;
+    blur_along(&blur_along(p, &weights, Axis(1)), &weights, Axis(0))
+}
+
+/// `p` convolved along `axis` with the odd-length kernel `weights`, the
+/// edge samples repeated beyond the borders.
+fn blur_along(p: &Plane, weights: &[f32], axis: Axis) -> Plane {
+    let reach = weights.len() / 2;
+    let mut out = Plane::zeros(p.dim());
+    for (lane, mut out_lane) in p.lanes(axis).into_iter().zip(out.lanes_mut(axis)) {
+        let last = lane.len().saturating_sub(1);
+        for (i, o) in out_lane.iter_mut().enumerate() {
+            *o = weights
+                .iter()
+                .enumerate()
+                .map(|(k, wt)| wt * lane[(i + k).saturating_sub(reach).min(last)])
+                .sum();
         }
     }
     out
