@@ -16,7 +16,6 @@ use tattle_core::observe::Observation;
 use tattle_core::plane::luma;
 use tattle_core::{code, Recipient};
 use tattle_detect::DetectOptions;
-use tattle_embed::EmbedOptions;
 
 /// Per coefficient of the band: the pilot's and the payload's normalised
 /// correlation with `signs`.
@@ -42,16 +41,8 @@ fn by_coefficient(schedule: &Schedule, signs: &[f32], observation: &Observation)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, path, index, attack_index, attack] = args.as_slice() else {
-        return Err("usage: band_survival IMAGE INDEX ATTACK_INDEX ATTACK".into());
-    };
-    let index: u64 = index.parse()?;
-    let key = bench_case::key();
-    let payload = bench_case::payload(index);
-    let original = image::open(path)?;
-    let marked = EmbedOptions::default().build(&key)?.embed(&original, payload)?;
-    let attacked = bench_case::attack(&marked, index, attack_index.parse()?, attack)?;
+    let (case, _) = bench_case::from_args("band_survival IMAGE INDEX ATTACK_INDEX ATTACK")?;
+    let (key, payload, original, attacked) = (case.key, case.payload, case.original, case.attacked);
     let detector = DetectOptions::default().build(&key)?;
     let (detection, found) = detector.examine(&luma(&attacked));
     println!("{detection:?}");

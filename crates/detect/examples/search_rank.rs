@@ -11,20 +11,21 @@ mod bench_case;
 
 use tattle_core::plane::luma;
 use tattle_detect::DetectOptions;
-use tattle_embed::EmbedOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, path, index, attack_index, attack, family, parameter] = args.as_slice() else {
-        return Err("usage: search_rank IMAGE INDEX ATTACK_INDEX ATTACK FAMILY PARAMETER".into());
+    let usage = "search_rank IMAGE INDEX ATTACK_INDEX ATTACK FAMILY PARAMETER";
+    let (
+        bench_case::Case {
+            key,
+            payload,
+            attacked,
+            ..
+        },
+        rest,
+    ) = bench_case::from_args(usage)?;
+    let [family, parameter] = rest.as_slice() else {
+        return Err(format!("usage: {usage}").into());
     };
-    let index: u64 = index.parse()?;
-    let key = bench_case::key();
-    let payload = bench_case::payload(index);
-    let marked = EmbedOptions::default()
-        .build(&key)?
-        .embed(&image::open(path)?, payload)?;
-    let attacked = bench_case::attack(&marked, index, attack_index.parse()?, attack)?;
     let detector = DetectOptions::default().build(&key)?;
     let plane = luma(&attacked);
     for line in detector.search_report(&plane, Some((family, parameter.parse()?))) {

@@ -32,3 +32,41 @@ pub fn attack(
     let chain = tattle_attacks::Chain::parse(attack).ok_or_else(|| format!("unknown attack {attack}"))?;
     Ok(chain.apply(image, index * 1000 + attack_index)?)
 }
+
+/// One case of the benchmark's tables: an image marked with the benchmark's
+/// key and payload, and attacked as the benchmark attacks it.
+#[allow(dead_code)]
+pub struct Case {
+    pub key: Key,
+    pub payload: Payload,
+    pub original: DynamicImage,
+    pub attacked: DynamicImage,
+}
+
+/// The case the command line names: `IMAGE INDEX ATTACK_INDEX ATTACK`
+/// (image `IMAGE`, the `INDEX`th of the corpus, under the `ATTACK_INDEX`th
+/// attack of the list, `ATTACK`), then the example's own arguments, which
+/// are returned. `usage` is the example's usage line, for the error.
+// Examples that loop over images build their cases themselves.
+#[allow(dead_code)]
+pub fn from_args(usage: &str) -> Result<(Case, Vec<String>), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, index, attack_index, attack_name, rest @ ..] = args.as_slice() else {
+        return Err(format!("usage: {usage}").into());
+    };
+    let index: u64 = index.parse()?;
+    let key = key();
+    let payload = payload(index);
+    let original = image::open(path)?;
+    let marked = tattle_embed::EmbedOptions::default()
+        .build(&key)?
+        .embed(&original, payload)?;
+    let attacked = attack(&marked, index, attack_index.parse()?, attack_name)?;
+    let case = Case {
+        key,
+        payload,
+        original,
+        attacked,
+    };
+    Ok((case, rest.to_vec()))
+}
