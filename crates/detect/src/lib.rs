@@ -678,7 +678,10 @@ impl Detector {
         let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
         let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
         for linear in sync::lattices(&residual) {
-            if !linear.is_near_identity() && probe.lattice_strength(&linear) >= sync::MIN_PROBE_STRENGTH {
+            if !linear.is_near_identity()
+                && (probe.lattice_strength(&linear) >= sync::MIN_PROBE_STRENGTH
+                    || probe.whole_lattice_strength(&linear) >= sync::MIN_WHOLE_LATTICE_STRENGTH)
+            {
                 maps.push((linear, true));
             }
         }

@@ -41,10 +41,13 @@
 //!    image below ×0.76 the probes read a residual whitened over 3x3
 //!    windows instead of 5x5, which reads a downscaled mark more clearly.
 //!    Lattice estimates are probed too before the whole image is resampled
-//!    for them. On images up to 1 MP the exact halving, the commonest
-//!    resize, is tried on the whole image whatever its probes read
-//!    (`LIKELY_MAPS`): after halving and JPEG its probes are at the noise
-//!    floor (a quarter of the mark per probe), the whole image is not.
+//!    for them: on the centre, and where that reads too little, folded over
+//!    the whole frame (under a perspective a lattice may line up over the
+//!    frame better than on the centre). On images up to 1 MP the exact
+//!    halving, the commonest resize, is tried on the whole image whatever
+//!    its probes read (`LIKELY_MAPS`): after halving and JPEG its probes
+//!    are at the noise floor (a quarter of the mark per probe), the whole
+//!    image is not.
 //! 4. **Drift refinement of a brute-force map.** A grid places a map to
 //!    about 0.1%, a pixel of drift at the borders of a large image. The
 //!    tile shift measured to a fraction of a pixel in each quadrant of the
@@ -117,6 +120,13 @@ const CANONICAL_MAX_PIXELS: f64 = (1 << 23) as f64;
 /// Samples a side of the probes that decide whether a map is worth the
 /// whole image.
 const PROBE_SIDE: usize = 512;
+/// Canonical pixels, at most, of [`Probe::whole_lattice_strength`]'s fold:
+/// a 1080p frame at scale 1.
+const WHOLE_LATTICE_SAMPLES: usize = 1 << 21;
+/// Smallest pilot strength over the whole frame for which a lattice
+/// estimate whose probe of the centre reads less than
+/// [`MIN_PROBE_STRENGTH`] is tried on the whole image.
+pub(crate) const MIN_WHOLE_LATTICE_STRENGTH: f32 = 6.0;
 /// Samples a side of the probes of the coarse brute-force grids.
 const COARSE_SIDE: usize = 256;
 /// Side of the image window, in pixels, the probes are centred on.

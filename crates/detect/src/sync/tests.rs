@@ -612,3 +612,27 @@ fn describe_reports_rotation_and_mirror() {
     };
     assert!(describe(&Linear::IDENTITY, mirror).3);
 }
+
+#[test]
+fn a_lattice_faint_at_the_centre_is_read_over_the_whole_frame() {
+    // A pilot too faint for the probe of the centre (512 canonical pixels
+    // a side) but spread over a frame four times that area: the whole
+    // fold reads it; a wrong map reads noise either way.
+    let scale = 1.25;
+    let (pattern, image) = scaled_pilot(9, scale, 1280, 0.016);
+    let weights = Plane::from_elem(image.dim(), 1.0);
+    let correlator = PilotCorrelator::new(&pattern);
+    let probe = Probe::new(&image, &weights, &correlator);
+    let truth = Family::Scale.linear(scale.ln());
+    let (centre, whole) = (
+        probe.lattice_strength(&truth),
+        probe.whole_lattice_strength(&truth),
+    );
+    assert!(
+        centre < MIN_PROBE_STRENGTH && whole >= MIN_WHOLE_LATTICE_STRENGTH,
+        "centre {centre}, whole {whole}"
+    );
+    let wrong = Family::Scale.linear(1.1f64.ln());
+    let noise = probe.whole_lattice_strength(&wrong);
+    assert!(noise < MIN_WHOLE_LATTICE_STRENGTH, "{noise}");
+}
