@@ -217,14 +217,7 @@ impl<'a> Probe<'a> {
     /// cheap check of a lattice estimate.
     pub fn lattice_strength(&self, linear: &Linear) -> f32 {
         let size = self.fit(linear, PROBE_SIDE);
-        let tile = self.fold(linear, size, 1);
-        Orientation::all()
-            .map(|o| {
-                self.correlator
-                    .best_shift(&o.apply_to_fold(&tile, size, size))
-                    .strength
-            })
-            .fold(f32::NEG_INFINITY, f32::max)
+        self.strongest_orientation(&self.fold(linear, size, 1), (size, size))
     }
 
     /// The strongest pilot over the eight orientations with the whole
@@ -259,10 +252,16 @@ impl<'a> Probe<'a> {
         );
         let centre = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
         let tile = self.fold_region(linear, centre, (width, height), 1);
+        self.strongest_orientation(&tile, (width, height))
+    }
+
+    /// The strongest pilot over the eight orientations of `tile`, the fold
+    /// of a `width`×`height` canonical region.
+    fn strongest_orientation(&self, tile: &Plane, (width, height): (usize, usize)) -> f32 {
         Orientation::all()
             .map(|o| {
                 self.correlator
-                    .best_shift(&o.apply_to_fold(&tile, width, height))
+                    .best_shift(&o.apply_to_fold(tile, width, height))
                     .strength
             })
             .fold(f32::NEG_INFINITY, f32::max)
