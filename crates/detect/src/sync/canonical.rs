@@ -6,7 +6,7 @@ use tattle_core::dct::BLOCK;
 use tattle_core::layout::TILE;
 use tattle_core::plane::Plane;
 
-use super::*;
+use super::{busiest_window, describe, Geometry, Linear, Orientation, Perspective, CANONICAL_MAX_PIXELS};
 
 /// The part of the received image the search works on: all of it, or, for
 /// a frame larger than the search's pixel budget, the most textured

@@ -9,7 +9,7 @@ use rustfft::{Fft, FftPlanner};
 use tattle_core::layout::TILE;
 use tattle_core::plane::Plane;
 
-use super::*;
+use super::parabola_offset;
 
 /// 2-D FFTs of one size, planned once.
 pub(crate) struct Fft2 {

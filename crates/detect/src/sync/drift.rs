@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use tattle_core::layout::TILE;
 use tattle_core::plane::Plane;
 
-use super::*;
+use super::{fold, Linear, Perspective, PilotCorrelator};
 
 /// Smallest pilot strength, in each quadrant of a canonical plane, for
 /// which [`refine_by_drift`] trusts the quadrant's tile shift.

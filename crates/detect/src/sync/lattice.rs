@@ -4,7 +4,7 @@ use rustfft::num_complex::Complex32;
 use tattle_core::layout::TILE;
 use tattle_core::plane::{box_mean, Plane};
 
-use super::*;
+use super::{Fft2, Linear, MAX_LATTICES};
 
 /// Estimates the tile lattice of an image from the autocorrelation of its
 /// residual. Returns up to [`MAX_LATTICES`] linear maps (canonical →

@@ -6,7 +6,11 @@ use rayon::prelude::*;
 use tattle_core::layout::TILE;
 use tattle_core::plane::Plane;
 
-use super::*;
+use super::{
+    advance_wrapping, Linear, Orientation, PilotCorrelator, Sampler, CHOSEN_PER_FAMILY, COARSE_SIDE,
+    FINE_BELOW, FOCUS_WINDOW, MIN_PROBE_STRENGTH, MIN_PROBE_STRENGTH_SMALL, PROBE_SIDE, REFINED_BEST,
+    REFINED_PER_FAMILY, SCREENED_FRACTION, SCREEN_SIDE, WHOLE_LATTICE_SAMPLES,
+};
 
 /// A one-parameter family of geometric changes searched by brute force.
 #[derive(Clone, Copy, Debug)]
