@@ -112,8 +112,16 @@ pub(crate) const PERSPECTIVE_NEAR_REACH: f64 = 6.0;
 /// Largest linear error [`perspective_by_drift`] undoes with a
 /// perspective, per matrix entry: the linear map the search chose is the
 /// one that fits the frame as a whole best, which a perspective of a few
-/// percent leaves up to half a percent off at the frame's centre.
-const PERSPECTIVE_MAX_CORRECTION: f64 = 0.01;
+/// percent leaves up to half a percent off at the frame's centre; but the
+/// identity, which no search fitted, is off by the whole linear part of a
+/// slight perspective (1–1.5% on a screen seen from a corner at 2%).
+const PERSPECTIVE_MAX_CORRECTION: f64 = 0.02;
+/// Pilot strength of the regions [`perspective_by_drift`] fits first,
+/// where there are enough of them: regions that read 4 to 4.5 are mostly
+/// noise's highest peaks at random shifts, and where they outnumber the
+/// true ones (a perspective that leaves only part of the frame lined up)
+/// they drag a fit to all regions too far for its outliers to be told.
+const PERSPECTIVE_STRONG_REGION: f32 = 4.5;
 /// Fewest regions [`perspective_by_drift`] fits its eight unknowns to.
 const PERSPECTIVE_MIN_REGIONS: usize = 8;
 /// Largest distance, in canonical pixels, of a region's shift from the
@@ -130,11 +138,13 @@ const PERSPECTIVE_MAX: f64 = 1e-4;
 
 /// One region's tile shift, as [`region_drifts`] measures it.
 #[derive(Clone, Copy, Debug)]
-struct RegionDrift {
+pub(super) struct RegionDrift {
     /// The tile origin's shift from the whole plane's, within half a tile.
-    shift: (f64, f64),
+    pub shift: (f64, f64),
     /// The region's centre, relative to the plane's.
-    centre: (f64, f64),
+    pub centre: (f64, f64),
+    /// The pilot's strength at that shift.
+    pub strength: f32,
 }
 
 /// The pilot's tile shift, to a fraction of a pixel, in every region of
@@ -180,6 +190,7 @@ fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, reach: Option<f
                     x0 as f64 + side as f64 / 2.0 - w as f64 / 2.0,
                     y0 as f64 + side as f64 / 2.0 - h as f64 / 2.0,
                 ),
+                strength,
             })
         })
         .collect()
@@ -194,7 +205,9 @@ fn region_drifts(residual: &Plane, correlator: &PilotCorrelator, reach: Option<f
 /// linear error of the map add a constant and a term linear in `c`. All
 /// eight are fitted by least squares, again and again without the regions
 /// the last fit missed most, until it misses none by more than
-/// [`PERSPECTIVE_OUTLIER`].
+/// [`PERSPECTIVE_OUTLIER`]: first to the regions whose pilot reads
+/// [`PERSPECTIVE_STRONG_REGION`] where there are enough of them, then to
+/// every region that fit places within [`PERSPECTIVE_OUTLIER`].
 /// `None` when too few regions can be measured, or what they show is too
 /// small to matter or too large to be a perspective.
 pub(crate) fn perspective_by_drift(
@@ -203,8 +216,19 @@ pub(crate) fn perspective_by_drift(
     (linear, current): (Linear, Perspective),
     reach: Option<f64>,
 ) -> Option<(Linear, Perspective)> {
-    let drifts = region_drifts(residual, correlator, reach);
-    let (h, w) = residual.dim();
+    fit_perspective(
+        region_drifts(residual, correlator, reach),
+        residual.dim(),
+        (linear, current),
+    )
+}
+
+/// [`perspective_by_drift`]'s fit, to the drifts of a `(height, width)` plane.
+pub(super) fn fit_perspective(
+    drifts: Vec<RegionDrift>,
+    (h, w): (usize, usize),
+    (linear, current): (Linear, Perspective),
+) -> Option<(Linear, Perspective)> {
     let (half_w, half_h) = (w as f64 / 2.0, h as f64 / 2.0);
     // The model's terms for a region's x and y shifts. Unknowns: the x and
     // y shifts, the linear error's four terms, then g and h in pixels at
@@ -239,21 +263,43 @@ pub(crate) fn perspective_by_drift(
     // Misplaced peaks are dropped worst first: each fit drops the regions
     // it misses by more than half its worst miss, until every region left
     // lies within [`PERSPECTIVE_OUTLIER`] of the fit.
-    let mut kept = drifts;
-    let [_, _, ex_u, ex_v, ey_u, ey_v, at_corner_g, at_corner_h] = loop {
-        let solution = fit(&kept)?;
-        let misses: Vec<f64> = kept.iter().map(|d| miss(d, &solution)).collect();
-        let worst = misses.iter().copied().fold(0.0, f64::max);
-        if worst <= PERSPECTIVE_OUTLIER {
-            break solution;
+    let converge = |mut kept: Vec<RegionDrift>| -> Option<[f64; 8]> {
+        loop {
+            let solution = fit(&kept)?;
+            let misses: Vec<f64> = kept.iter().map(|d| miss(d, &solution)).collect();
+            let worst = misses.iter().copied().fold(0.0, f64::max);
+            if worst <= PERSPECTIVE_OUTLIER {
+                return Some(solution);
+            }
+            let limit = (worst / 2.0).max(PERSPECTIVE_OUTLIER);
+            kept = kept
+                .into_iter()
+                .zip(&misses)
+                .filter(|(_, &m)| m <= limit)
+                .map(|(d, _)| d)
+                .collect();
         }
-        let limit = (worst / 2.0).max(PERSPECTIVE_OUTLIER);
-        kept = kept
-            .into_iter()
-            .zip(&misses)
-            .filter(|(_, &m)| m <= limit)
-            .map(|(d, _)| d)
-            .collect();
+    };
+    let strong: Vec<RegionDrift> = drifts
+        .iter()
+        .filter(|d| d.strength >= PERSPECTIVE_STRONG_REGION)
+        .copied()
+        .collect();
+    let from_strong = (strong.len() >= PERSPECTIVE_MIN_REGIONS)
+        .then(|| converge(strong))
+        .flatten()
+        .and_then(|first| {
+            converge(
+                drifts
+                    .iter()
+                    .filter(|d| miss(d, &first) <= PERSPECTIVE_OUTLIER)
+                    .copied()
+                    .collect(),
+            )
+        });
+    let [_, _, ex_u, ex_v, ey_u, ey_v, at_corner_g, at_corner_h] = match from_strong {
+        Some(solution) => solution,
+        None => converge(drifts)?,
     };
     let corner = half_w * half_h;
     let next = Perspective {
