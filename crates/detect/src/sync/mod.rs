@@ -60,8 +60,9 @@
 //!    order a perspective moves the content by terms in `cx²`, `cx·cy`
 //!    and `cy²` that no linear error produces. The tile shifts of regions two tiles a side
 //!    (overlapping by half) measure it: a least-squares fit of a shift, a
-//!    linear error and the perspective's two terms, dropping misplaced
-//!    peaks (`perspective_by_drift`). Where a map's pilot already stands
+//!    linear error and the perspective's two terms, made first to the
+//!    regions that read the pilot clearly and dropping misplaced peaks
+//!    (`perspective_by_drift`). Where a map's pilot already stands
 //!    out over the whole plane, the plane is resampled through the
 //!    measured perspective (`Perspective`), round by round, and the
 //!    strongest round is kept if it reads clearly more strongly than
