@@ -375,8 +375,7 @@ const PERSPECTIVE_ROUNDS: usize = 6;
 /// it now and then (noise's highest peak among a tile's 16,384 shifts is
 /// about 4.4), but their regions seldom fit a perspective, and the search
 /// then stops after one measure (unmarked frames took no longer, A/B).
-/// The identity is also looked at where the search's probes near it read
-/// [`sync::MIN_PROBE_STRENGTH`].
+/// The unchanged geometry is looked at whatever it reads.
 const PERSPECTIVE_MIN_PILOT: f32 = 4.5;
 /// Gain in that strength [`Detector::undo_perspective`]'s rounds must
 /// bring, together, to be kept: less is within what noise moves it by,
@@ -611,12 +610,16 @@ impl Detector {
     /// residual, after undoing the perspective its regions' tile shifts
     /// show (`sync::perspective_by_drift`): a screen photographed
     /// off-axis, which no linear map lines up over the whole frame. Tried
-    /// only where the plane's pilot already stands out, or where the
-    /// search's probes of a central region `probed` it strongly enough to
-    /// try a map (a perspective spoils the whole plane's fold more than a
-    /// central region's: a 1% keystone of the tiger, then JPEG 75, leaves
-    /// the identity reading 4.47 over the frame and 11.0 on its probe of
-    /// the centre); each round
+    /// where the plane's pilot already stands out, and always on the
+    /// `unchanged` geometry: a perspective spoils the whole plane's fold
+    /// far more than its regions' (seen from a corner at 2%, the tiger's
+    /// unchanged plane reads 3.83 over the frame, and its regions near the
+    /// corner that moved least line it up again: 23.5 once undone), and a
+    /// search's linear map may not come near it at all. Below the gate the
+    /// first round is a trial, and the rounds go on only if it lifts the
+    /// pilot past the gate. On an unmarked frame that costs one measure of
+    /// its regions, which mostly finds no perspective to fit, and at most
+    /// one round. Each round
     /// measures what the last left, until the measured drift is too small
     /// to matter, and the round whose pilot reads most strongly over the
     /// whole plane is kept if it reads clearly more strongly than the plane
@@ -628,11 +631,11 @@ impl Detector {
         luma: &'a Plane,
         window: sync::Window,
         (canonical, weights, residual): (sync::Canonical<'a>, Plane, Plane),
-        probed: f32,
+        unchanged: bool,
     ) -> (sync::Canonical<'a>, Plane, Plane) {
         let folded = sync::fold(&residual);
         let strength = self.correlator.best_shift(&folded).strength;
-        if strength < PERSPECTIVE_MIN_PILOT && probed < sync::MIN_PROBE_STRENGTH {
+        if strength < PERSPECTIVE_MIN_PILOT && !unchanged {
             return (canonical, weights, folded);
         }
         let offset = canonical.offset();
@@ -651,8 +654,18 @@ impl Detector {
             let next_folded = sync::fold(&whitened.residual);
             let next_strength = self.correlator.best_shift(&next_folded).strength;
             (map, residual) = (next, whitened.residual);
+            // Below the gate a first round is a trial: a perspective the
+            // mark shows lifts the pilot past the gate at once (3.8 → 17.4
+            // on the tiger seen from a corner), one that noise's peaks
+            // happened to fit does not, and further rounds of a large
+            // frame cost a resampling each.
+            let trial_failed =
+                round == 0 && strength < PERSPECTIVE_MIN_PILOT && next_strength < PERSPECTIVE_MIN_PILOT;
             if best.as_ref().is_none_or(|b| next_strength > b.3) {
                 best = Some((resampled, whitened.weights, next_folded, next_strength));
+            }
+            if trial_failed {
+                break;
             }
         }
         match best {
@@ -685,14 +698,10 @@ impl Detector {
                 maps.push((linear, true));
             }
         }
-        // A family's map near the identity is not tried apart from it (the
-        // identity is tried in every orientation), but its probe still says
-        // whether the mark is near the identity: see `undo_perspective`.
-        let mut identity_probed = f32::NEG_INFINITY;
-        for (strength, linear) in probe.search_families() {
-            if linear.is_near_identity() {
-                identity_probed = identity_probed.max(strength);
-            } else {
+        // A family's map near the identity is not tried apart from it: the
+        // identity is tried in every orientation.
+        for (_, linear) in probe.search_families() {
+            if !linear.is_near_identity() {
                 maps.push((linear, false));
             }
         }
@@ -712,11 +721,7 @@ impl Detector {
         let mut kept_pixels = 0;
         let mut shifts = Vec::new();
         for (linear, all_orientations) in maps {
-            let probed = if unchanged.is_some() {
-                identity_probed
-            } else {
-                f32::NEG_INFINITY
-            };
+            let is_unchanged = unchanged.is_some();
             let (canonical, canonical_weights, whitened) = if let Some((weights, residual)) = unchanged.take()
             {
                 (sync::Canonical::identity(luma, window), weights, residual)
@@ -761,8 +766,12 @@ impl Detector {
                     None => (c, weights, residual),
                 }
             };
-            let (canonical, canonical_weights, folded) =
-                self.undo_perspective(luma, window, (canonical, canonical_weights, whitened), probed);
+            let (canonical, canonical_weights, folded) = self.undo_perspective(
+                luma,
+                window,
+                (canonical, canonical_weights, whitened),
+                is_unchanged,
+            );
             let (h, w) = canonical_weights.dim();
             let orientations: Vec<sync::Orientation> = if all_orientations {
                 sync::Orientation::all().collect()

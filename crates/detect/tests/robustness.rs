@@ -345,18 +345,41 @@ fn a_slight_perspective_is_undone_where_only_the_probes_see_the_mark() {
     // The benchmark's case (its key, the tiger's payload): a 1% keystone,
     // then JPEG 75. The identity is the best linear map, but across these
     // 1,601 rows the scale changes by 1%, and its pilot reads 4.47 over
-    // the whole frame, under the 4.5 from which a perspective is looked
-    // for; the search's probes near the identity read 11.0 in the centre.
-    // Undoing the perspective from that evidence reads the payload at z
-    // 22.2 (until session 36 it was missed, z 5.4 against the ledger).
-    let key = Key::from_bytes(blake3::derive_key("tattle bench public test key", b"mark"));
-    let payload = Payload::new(0x7a77_1e00_0000_0000 ^ 0x9e37_79b9_7f4a_7c15);
-    let marked = mark(&sample("tiger"), &key, payload);
+    // the whole frame, under the 4.5 from which a map's perspective is
+    // looked for; the unchanged geometry's is looked for whatever it reads
+    // (until session 36 it was missed, z 5.4 against the ledger).
     let photographed = tattle_attacks::Chain::parse("keystone-1+jpeg-75")
         .unwrap()
-        .apply(&marked, 0)
+        .apply(&bench_tiger(), 0)
         .unwrap();
-    read_in_perspective(&photographed, &key, payload, 0.5..1.5);
+    read_in_perspective(&photographed, &bench_key(), bench_tiger_payload(), 0.5..1.5);
+}
+
+#[test]
+fn a_screen_seen_from_a_corner_is_read_through_the_unchanged_geometry() {
+    // The benchmark's case again, seen from a corner at 2% (the top right
+    // corner pulled in by 2% of the width and of the height): no linear
+    // map of the search lines the frame up, and the unchanged geometry
+    // reads 3.83 over it; but the regions near the bottom left corner,
+    // which moved least, fit the perspective, and undoing it reads the
+    // pilot at 23.5 (missed until session 41, payload z 1.6).
+    let photographed = tattle_attacks::oblique(&bench_tiger(), 0.02).unwrap();
+    read_in_perspective(&photographed, &bench_key(), bench_tiger_payload(), 3.0..5.0);
+}
+
+/// The benchmark's key (`tattle bench`).
+fn bench_key() -> Key {
+    Key::from_bytes(blake3::derive_key("tattle bench public test key", b"mark"))
+}
+
+/// The payload the benchmark gives the tiger.
+fn bench_tiger_payload() -> Payload {
+    Payload::new(0x7a77_1e00_0000_0000 ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+/// The tiger, marked as the benchmark marks it.
+fn bench_tiger() -> DynamicImage {
+    mark(&sample("tiger"), &bench_key(), bench_tiger_payload())
 }
 
 #[test]

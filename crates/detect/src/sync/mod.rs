@@ -63,12 +63,15 @@
 //!    linear error and the perspective's two terms, made first to the
 //!    regions that read the pilot clearly and dropping misplaced peaks
 //!    (`perspective_by_drift`). Where a map's pilot already stands
-//!    out over the whole plane, the plane is resampled through the
-//!    measured perspective (`Perspective`), round by round, and the
-//!    strongest round is kept if it reads clearly more strongly than
-//!    before. It refines a map the search found; it is not a search, and
-//!    it cannot find a perspective strong enough to hide the mark from
-//!    every linear map (a keystone of 4% on most of the corpus). Learned
+//!    out over the whole plane, and always for the unchanged geometry
+//!    (a screen seen from a corner lines up with no linear map, but its
+//!    least distorted corner still lines up with the identity), the plane
+//!    is resampled through the measured perspective (`Perspective`),
+//!    round by round, and the strongest round is kept if it reads clearly
+//!    more strongly than before. It refines a map from the regions that
+//!    map already lines up; it is not a search, and it cannot find a
+//!    perspective that leaves too few regions lined up under every map
+//!    (a keystone of 4% on two images of the corpus). Learned
 //!    marks (StegaStamp, WAM) train against perspective instead; local
 //!    resynchronisation of periodic marks goes back to the same
 //!    autocorrelation literature (Ma et al., arXiv:2007.10240, 2021, for
