@@ -669,10 +669,10 @@ impl Detector {
             }
         }
         match best {
-            Some((canonical, weights, folded, best_strength))
+            Some((fitted, fitted_weights, fitted_folded, best_strength))
                 if best_strength >= strength + PERSPECTIVE_MIN_GAIN =>
             {
-                (canonical, weights, folded)
+                (fitted, fitted_weights, fitted_folded)
             }
             _ => (canonical, weights, folded),
         }
@@ -700,7 +700,7 @@ impl Detector {
         }
         // A family's map near the identity is not tried apart from it: the
         // identity is tried in every orientation.
-        for (_, linear) in probe.search_families() {
+        for linear in probe.search_families() {
             if !linear.is_near_identity() {
                 maps.push((linear, false));
             }

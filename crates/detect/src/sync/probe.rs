@@ -276,13 +276,13 @@ impl<'a> Probe<'a> {
     /// refined maps strong enough to be worth the whole image, strongest
     /// first, those near the identity included. Key-dependent (it uses the
     /// pilot); every map it can try is counted in [`HYPOTHESES`].
-    pub fn search_families(&self) -> Vec<(f32, Linear)> {
+    pub fn search_families(&self) -> Vec<Linear> {
         let mut found: Vec<(f32, Linear)> = Family::ALL
             .into_iter()
             .flat_map(|family| self.search_family(family).chosen())
             .collect();
         found.sort_by(|a, b| b.0.total_cmp(&a.0));
-        found
+        found.into_iter().map(|(_, linear)| linear).collect()
     }
 
     pub(super) fn search_family(&self, family: Family) -> FamilyTrace {
