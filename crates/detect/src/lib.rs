@@ -640,10 +640,12 @@ impl Detector {
         }
         let offset = canonical.offset();
         let (mut map, mut residual) = ((canonical.linear(), canonical.perspective()), residual);
+        let mut origin = canonical.origin();
         let mut best: Option<(sync::Canonical<'a>, Plane, Plane, f32)> = None;
         for round in 0..PERSPECTIVE_ROUNDS {
             let reach = (round > 0).then_some(sync::PERSPECTIVE_NEAR_REACH);
-            let Some(next) = sync::perspective_by_drift(&residual, &self.correlator, map, reach) else {
+            let Some(next) = sync::perspective_by_drift(&residual, origin, &self.correlator, map, reach)
+            else {
                 break;
             };
             let Some(resampled) = sync::Canonical::resample_through(luma, window, next.0, next.1, offset)
@@ -653,7 +655,7 @@ impl Detector {
             let whitened = sync::Whitened::of(&resampled.plane, &self.options.mask);
             let next_folded = sync::fold(&whitened.residual);
             let next_strength = self.correlator.best_shift(&next_folded).strength;
-            (map, residual) = (next, whitened.residual);
+            (map, residual, origin) = (next, whitened.residual, resampled.origin());
             // Below the gate a first round is a trial: a perspective the
             // mark shows lifts the pilot past the gate at once (3.8 → 17.4
             // on the tiger seen from a corner), one that noise's peaks

@@ -186,6 +186,12 @@ impl<'a> Canonical<'a> {
         self.perspective
     }
 
+    /// The canonical coordinates of the plane's top-left corner, relative
+    /// to the received image's centre.
+    pub fn origin(&self) -> (f64, f64) {
+        self.min
+    }
+
     /// The offset this plane was resampled with: with [`Canonical::linear`]
     /// and [`Canonical::perspective`], what rebuilds it.
     pub fn offset(&self) -> (f64, f64) {

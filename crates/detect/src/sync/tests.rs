@@ -340,13 +340,17 @@ fn region_drifts_give_the_perspective() {
     let value = |x: f64, y: f64| bilinear_wrapped(&pattern, x, y);
     let (w, h) = (900usize, 700usize);
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    for q in [Perspective { g: 0.0, h: 4e-5 }, Perspective { g: 3e-5, h: -2e-5 }] {
+    // The plane centred on the frame, and a window of a larger frame whose
+    // centre lies 320 px left of and 240 px above the window's.
+    let origins = [(-cx, -cy), (-cx + 320.0, -cy + 240.0)];
+    let cases = [Perspective { g: 0.0, h: 4e-5 }, Perspective { g: 3e-5, h: -2e-5 }];
+    for (origin, q) in origins.into_iter().flat_map(|o| cases.map(|q| (o, q))) {
         // The original's point o shows at q.apply(o): resampling
         // through q lines the tiles up again. Each estimate is made on
         // the plane resampled through the last.
         let resampled = |p: Perspective| {
             Plane::from_shape_fn((h, w), |(y, x)| {
-                let (px, py) = p.apply(x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+                let (px, py) = p.apply(x as f64 + 0.5 + origin.0, y as f64 + 0.5 + origin.1);
                 let (ox, oy) = q.invert(px, py);
                 value(ox + cx, oy + cy)
             })
@@ -354,14 +358,20 @@ fn region_drifts_give_the_perspective() {
         let (mut linear, mut found) = (Linear::IDENTITY, Perspective::NONE);
         for round in 0..3 {
             let reach = (round > 0).then_some(PERSPECTIVE_NEAR_REACH);
-            match perspective_by_drift(&resampled(found), &correlator, (Linear::IDENTITY, found), reach) {
+            match perspective_by_drift(
+                &resampled(found),
+                origin,
+                &correlator,
+                (Linear::IDENTITY, found),
+                reach,
+            ) {
                 Some(next) => (linear, found) = next,
                 None => break,
             }
         }
         assert!(
             (found.g - q.g).abs() < 6e-6 && (found.h - q.h).abs() < 6e-6,
-            "{q:?}: found {found:?}"
+            "{q:?} at {origin:?}: found {found:?}"
         );
         // There is no linear error to undo.
         assert!(
@@ -370,13 +380,19 @@ fn region_drifts_give_the_perspective() {
                 .iter()
                 .zip(Linear::IDENTITY.m)
                 .all(|(a, b)| (a - b).abs() < 3e-4),
-            "{q:?}: {linear:?}"
+            "{q:?} at {origin:?}: {linear:?}"
         );
     }
     // An unwarped plane shows none.
     let plane = Plane::from_shape_fn((h, w), |(y, x)| value(x as f64, y as f64));
     assert_eq!(
-        perspective_by_drift(&plane, &correlator, (Linear::IDENTITY, Perspective::NONE), None),
+        perspective_by_drift(
+            &plane,
+            (-cx, -cy),
+            &correlator,
+            (Linear::IDENTITY, Perspective::NONE),
+            None
+        ),
         None
     );
 }
