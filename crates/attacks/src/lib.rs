@@ -543,52 +543,121 @@ fn largest_inscribed(w: f32, h: f32, theta: f32) -> (f32, f32) {
 
 /// A photo of a screen seen from below: the top edge `tilt` (a fraction of
 /// the width) narrower than the bottom, centred (bilinear), cropped to the
-/// largest axis-aligned rectangle that holds no border.
+/// largest axis-aligned rectangle that holds no border
+/// ([`ScreenPhoto::keystone`]).
 pub fn keystone(image: &DynamicImage, tilt: f32) -> AttackResult {
-    let (w, h) = (image.width() as f32, image.height() as f32);
-    let inset = 0.5 * tilt * w;
-    let margin = inset.ceil() + 1.0;
-    photographed(
-        image,
-        [(inset, 0.0), (w - inset, 0.0), (w, h), (0.0, h)],
-        (margin, 1.0, w - margin, h - 1.0),
-    )
+    photographed(image, ScreenPhoto::keystone(image.width(), image.height(), tilt))
 }
 
 /// A photo of a screen seen from below and from the left, so that no axis
-/// of the frame stays upright: the top edge `tilt` (a fraction of the
-/// width) shorter than the bottom and the right edge `tilt` (a fraction of
-/// the height) shorter than the left, both taken from the top right corner
-/// (bilinear), cropped to the largest axis-aligned rectangle that holds no
-/// border. Unlike [`keystone`], whose centre line stays upright, every part
-/// of the frame is sheared as well as scaled.
+/// of the frame stays upright ([`ScreenPhoto::oblique`]).
 pub fn oblique(image: &DynamicImage, tilt: f32) -> AttackResult {
-    let (w, h) = (image.width() as f32, image.height() as f32);
-    let (dx, dy) = (tilt * w, tilt * h);
-    let margin = 1.0;
-    photographed(
-        image,
-        [(0.0, 0.0), (w - dx, dy), (w, h), (0.0, h)],
-        (margin, dy.ceil() + margin, w - dx.ceil() - margin, h - 1.0),
-    )
+    photographed(image, ScreenPhoto::oblique(image.width(), image.height(), tilt))
 }
 
-/// The image warped so that its corners (top left, top right, bottom
-/// right, bottom left) land on `corners` (bilinear), then cropped to
-/// `keep` (left, top, right, bottom), which must hold no border.
-fn photographed(image: &DynamicImage, corners: [(f32, f32); 4], keep: (f32, f32, f32, f32)) -> AttackResult {
+/// Where a photo of a screen ([`keystone`], [`oblique`]) takes an image: the
+/// places of its corners in the warped frame and the part of that frame
+/// kept. Knowing it, an experiment can undo the attack exactly, and so tell
+/// what the mark still holds from what a blind search finds.
+///
+/// ```
+/// use tattle_attacks::ScreenPhoto;
+///
+/// let photo = ScreenPhoto::keystone(800, 600, 0.04);
+/// // The top edge is 4% narrower, the bottom edge stays where it was.
+/// assert_eq!(photo.corners[0], (16.0, 0.0));
+/// assert_eq!(photo.corners[2], (800.0, 600.0));
+/// // The bottom edge's midpoint stays where it was in the warp; the crop
+/// // then moves it by the kept part's corner.
+/// assert_eq!(photo.keep, (17, 1, 783, 599));
+/// let place = photo.placement().unwrap();
+/// let (x, y) = place(400.0, 600.0);
+/// assert!((x - 383.0).abs() < 1e-3 && (y - 599.0).abs() < 1e-3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScreenPhoto {
+    /// Size of the image photographed.
+    pub size: (u32, u32),
+    /// Where its corners (top left, top right, bottom right, bottom left)
+    /// land in the warped frame.
+    pub corners: [(f32, f32); 4],
+    /// The part of the warped frame kept (left, top, right, bottom), which
+    /// holds no border.
+    pub keep: (u32, u32, u32, u32),
+}
+
+impl ScreenPhoto {
+    /// The top edge `tilt` (a fraction of the width) narrower than the
+    /// bottom, centred.
+    pub fn keystone(width: u32, height: u32, tilt: f32) -> Self {
+        let (w, h) = (width as f32, height as f32);
+        let inset = 0.5 * tilt * w;
+        let margin = inset.ceil() + 1.0;
+        Self::new(
+            (width, height),
+            [(inset, 0.0), (w - inset, 0.0), (w, h), (0.0, h)],
+            (margin, 1.0, w - margin, h - 1.0),
+        )
+    }
+
+    /// The top edge `tilt` (a fraction of the width) shorter than the bottom
+    /// and the right edge `tilt` (a fraction of the height) shorter than the
+    /// left, both taken from the top right corner. Unlike
+    /// [`ScreenPhoto::keystone`], whose centre line stays upright, every part
+    /// of the frame is sheared as well as scaled.
+    pub fn oblique(width: u32, height: u32, tilt: f32) -> Self {
+        let (w, h) = (width as f32, height as f32);
+        let (dx, dy) = (tilt * w, tilt * h);
+        let margin = 1.0;
+        Self::new(
+            (width, height),
+            [(0.0, 0.0), (w - dx, dy), (w, h), (0.0, h)],
+            (margin, dy.ceil() + margin, w - dx.ceil() - margin, h - 1.0),
+        )
+    }
+
+    fn new(size: (u32, u32), corners: [(f32, f32); 4], keep: (f32, f32, f32, f32)) -> Self {
+        // Every edge of `keep` is a whole pixel, and a negative one (an
+        // image too small for its tilt) is caught by `photographed`.
+        let whole = |v: f32| v.max(0.0) as u32;
+        Self {
+            size,
+            corners,
+            keep: (whole(keep.0), whole(keep.1), whole(keep.2), whole(keep.3)),
+        }
+    }
+
+    /// The warp from the image onto the photographed frame, `None` for a
+    /// degenerate one.
+    pub fn projection(&self) -> Option<Projection> {
+        let (w, h) = (self.size.0 as f32, self.size.1 as f32);
+        Projection::from_control_points([(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)], self.corners)
+    }
+
+    /// Where each point `(x, y)` of the image lands in the attacked (warped
+    /// and cropped) image, `None` for a degenerate warp.
+    pub fn placement(&self) -> Option<impl Fn(f32, f32) -> (f32, f32) + Send + Sync> {
+        let projection = self.projection()?;
+        let (left, top) = (self.keep.0 as f32, self.keep.1 as f32);
+        Some(move |x, y| {
+            let (u, v) = projection * (x, y);
+            (u - left, v - top)
+        })
+    }
+}
+
+/// The image warped as `photo` says (bilinear), then cropped to its kept
+/// part.
+fn photographed(image: &DynamicImage, photo: ScreenPhoto) -> AttackResult {
     let rgb = display_rgb8(image);
-    let (w, h) = (rgb.width() as f32, rgb.height() as f32);
-    let projection = Projection::from_control_points([(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)], corners)
-        .ok_or(AttackError::TooSmall)?;
-    let (left, top, right, bottom) = keep;
-    if right - left < 8.0 || bottom - top < 8.0 {
+    let projection = photo.projection().ok_or(AttackError::TooSmall)?;
+    let (left, top, right, bottom) = photo.keep;
+    if right < left + 8 || bottom < top + 8 {
         return Err(AttackError::TooSmall);
     }
     let warped = warp(&rgb, &projection, Interpolation::Bilinear, Rgb([0, 0, 0]));
-    let (x, y) = (left as u32, top as u32);
     Ok(DynamicImage::ImageRgb8(
-        imageops::crop_imm(&warped, x, y, right as u32 - x, bottom as u32 - y).to_image(),
+        imageops::crop_imm(&warped, left, top, right - left, bottom - top).to_image(),
     ))
 }
 
@@ -752,6 +821,59 @@ mod tests {
                 assert!(out.pixels().all(|p| p[0] == 255), "{tilt}");
             }
         }
+    }
+
+    #[test]
+    fn a_screen_photo_places_each_point_where_the_attack_put_it() {
+        // Smooth waves (a period of 64 px), so that reading the attacked
+        // image between its pixels gives the value sent, and steep enough
+        // (up to 10 levels a pixel) that a point placed a pixel off does not.
+        let (w, h) = (320u32, 240u32);
+        let wave = |v: u32| 128.0 + 100.0 * (v as f32 * std::f32::consts::TAU / 64.0).sin();
+        let sent = RgbImage::from_fn(w, h, |x, y| Rgb([wave(x) as u8, wave(y) as u8, 128]));
+        let image = DynamicImage::ImageRgb8(sent.clone());
+        for (photo, attacked) in [
+            (ScreenPhoto::keystone(w, h, 0.04), keystone(&image, 0.04)),
+            (ScreenPhoto::oblique(w, h, 0.02), oblique(&image, 0.02)),
+        ] {
+            let attacked = attacked.unwrap().to_rgb8();
+            let place = photo.placement().unwrap();
+            let mut checked = 0;
+            for y in (20..h - 20).step_by(7) {
+                for x in (20..w - 20).step_by(7) {
+                    let (u, v) = place(x as f32, y as f32);
+                    let Some(seen) = between_pixels(&attacked, u, v) else {
+                        continue;
+                    };
+                    let expected = sent.get_pixel(x, y).0;
+                    for (a, b) in seen.iter().zip(expected) {
+                        assert!(
+                            a.abs_diff(b) <= 3,
+                            "{photo:?} at ({x}, {y}): {seen:?} against {expected:?}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+            // The crop keeps nearly all of the interior.
+            assert!(checked > 1000, "{checked}");
+        }
+    }
+
+    /// `image` read at `(x, y)` between its pixels (bilinear), `None`
+    /// outside it.
+    fn between_pixels(image: &RgbImage, x: f32, y: f32) -> Option<[u8; 3]> {
+        let (x0, y0) = (x.floor(), y.floor());
+        if x0 < 0.0 || y0 < 0.0 || x0 + 1.0 >= image.width() as f32 || y0 + 1.0 >= image.height() as f32 {
+            return None;
+        }
+        let (fx, fy) = (x - x0, y - y0);
+        let at = |dx: u32, dy: u32, c: usize| f32::from(image.get_pixel(x0 as u32 + dx, y0 as u32 + dy)[c]);
+        Some([0, 1, 2].map(|c| {
+            let top = at(0, 0, c) * (1.0 - fx) + at(1, 0, c) * fx;
+            let bottom = at(0, 1, c) * (1.0 - fx) + at(1, 1, c) * fx;
+            (top * (1.0 - fy) + bottom * fy).round() as u8
+        }))
     }
 
     #[test]
