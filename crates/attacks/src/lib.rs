@@ -616,6 +616,28 @@ impl ScreenPhoto {
         )
     }
 
+    /// The photo the suite's attack `name` takes of a `width`×`height`
+    /// image (`keystone-N` and `oblique-N`, a tilt of N percent), or that
+    /// of the first attack of a chain (`oblique-2+jpeg-75`); `None` when
+    /// that attack is no photo of a screen.
+    ///
+    /// ```
+    /// use tattle_attacks::ScreenPhoto;
+    ///
+    /// let photo = ScreenPhoto::of_attack("keystone-4+jpeg-75", 800, 600);
+    /// assert_eq!(photo, Some(ScreenPhoto::keystone(800, 600, 0.04)));
+    /// assert_eq!(ScreenPhoto::of_attack("rotate+5", 800, 600), None);
+    /// ```
+    pub fn of_attack(name: &str, width: u32, height: u32) -> Option<Self> {
+        let first = Chain::parse(name)?.steps.first()?.name;
+        let tilt = |percent: &str| percent.parse::<f32>().ok().map(|p| p / 100.0);
+        match (first.strip_prefix("keystone-"), first.strip_prefix("oblique-")) {
+            (Some(percent), _) => Some(Self::keystone(width, height, tilt(percent)?)),
+            (_, Some(percent)) => Some(Self::oblique(width, height, tilt(percent)?)),
+            _ => None,
+        }
+    }
+
     fn new(size: (u32, u32), corners: [(f32, f32); 4], keep: (f32, f32, f32, f32)) -> Self {
         // Every edge of `keep` is a whole pixel, and a negative one (an
         // image too small for its tilt) is caught by `photographed`.
@@ -858,6 +880,32 @@ mod tests {
             // The crop keeps nearly all of the interior.
             assert!(checked > 1000, "{checked}");
         }
+    }
+
+    #[test]
+    fn every_photo_of_a_screen_in_the_suite_is_described_by_its_name() {
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(200, 150, |x, y| {
+            Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+        }));
+        let photos: Vec<&Attack> = SUITE
+            .iter()
+            .filter(|a| ScreenPhoto::of_attack(a.name, 200, 150).is_some())
+            .collect();
+        let names: Vec<&str> = photos.iter().map(|a| a.name).collect();
+        assert_eq!(
+            names,
+            ["keystone-1", "keystone-2", "keystone-4", "oblique-1", "oblique-2"]
+        );
+        for attack in photos {
+            let photo = ScreenPhoto::of_attack(attack.name, 200, 150).unwrap();
+            let described = photographed(&image, photo).unwrap();
+            let attacked = (attack.apply)(&image, 0).unwrap();
+            assert_eq!(described.to_rgb8(), attacked.to_rgb8(), "{}", attack.name);
+        }
+        // A chain is described by its first attack, and nothing else is a photo.
+        assert!(ScreenPhoto::of_attack("oblique-2+jpeg-75", 200, 150).is_some());
+        assert!(ScreenPhoto::of_attack("jpeg-75+oblique-2", 200, 150).is_none());
+        assert!(ScreenPhoto::of_attack("keystone-3", 200, 150).is_none());
     }
 
     /// `image` read at `(x, y)` between its pixels (bilinear), `None`

@@ -24,16 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [attack, images @ ..] = args.as_slice() else {
         return Err("usage: perspective_oracle ATTACK IMAGE…".into());
     };
-    let geometry = attack.split('+').next().unwrap_or_default();
-    let (oblique, percent) = match (
-        geometry.strip_prefix("keystone-"),
-        geometry.strip_prefix("oblique-"),
-    ) {
-        (Some(p), _) => (false, p),
-        (_, Some(p)) => (true, p),
-        _ => return Err(format!("{attack} is not a photo of a screen (keystone-N or oblique-N)").into()),
-    };
-    let tilt = percent.parse::<f32>()? / 100.0;
+    if ScreenPhoto::of_attack(attack, 1, 1).is_none() {
+        return Err(format!("{attack} is not a photo of a screen (keystone-N or oblique-N)").into());
+    }
     let key = bench_case::key();
     let embedder = EmbedOptions::default().build(&key)?;
     let detector = DetectOptions::default().build(&key)?;
@@ -45,11 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let payload = bench_case::payload(index);
         let marked = embedder.embed(&original, payload)?;
         let attacked = bench_case::attack(&marked, index, 0, attack)?;
-        let photo = if oblique {
-            ScreenPhoto::oblique(original.width(), original.height(), tilt)
-        } else {
-            ScreenPhoto::keystone(original.width(), original.height(), tilt)
-        };
+        let photo = ScreenPhoto::of_attack(attack, original.width(), original.height())
+            .ok_or("not a photo of a screen")?;
         let restored = undo(&attacked, &photo).ok_or("degenerate perspective")?;
         let (received, undone) = (detector.detect(&attacked)?, detector.detect(&restored)?);
         found += usize::from(received.payload == Some(payload));

@@ -1236,6 +1236,31 @@ impl Detector {
     /// by stage, and where those nearest `truth` ranked. `truth` is a
     /// family's name (`Scale`, `Rotation`, `AspectX`, `AspectY`) and its
     /// parameter (log scale, or degrees), for diagnostics.
+    /// For diagnostics: the image point the search's probes are centred
+    /// on, the pilot strength its refining probe reads under each map
+    /// (row-major, canonical → image, as [`Geometry`] describes them), and
+    /// the maps the brute-force families chose, with their strengths.
+    #[doc(hidden)]
+    pub fn probe_maps(&self, luma: &Plane, maps: &[[f64; 4]]) -> ProbedMaps {
+        use rayon::prelude::*;
+        let sync::Whitened { weights, residual } = sync::Whitened::of(luma, &self.options.mask);
+        let fine = sync::fine_residual(luma, &weights);
+        let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
+        ProbedMaps {
+            focus: probe.focus,
+            strengths: maps
+                .par_iter()
+                .map(|&m| probe.refining_strength(&sync::Linear { m }))
+                .collect(),
+            chosen: probe
+                .trace_families()
+                .iter()
+                .flat_map(|trace| trace.chosen())
+                .map(|(strength, linear)| (strength, linear.m))
+                .collect(),
+        }
+    }
+
     #[doc(hidden)]
     pub fn search_report(&self, luma: &Plane, truth: Option<(&str, f64)>) -> Vec<String> {
         let sync::Whitened { weights, residual } = sync::Whitened::of(luma, &self.options.mask);
@@ -1254,6 +1279,18 @@ impl Detector {
         });
         lattices.chain(families).collect()
     }
+}
+
+/// What [`Detector::probe_maps`] saw.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct ProbedMaps {
+    /// The image point the probes are centred on.
+    pub focus: (f64, f64),
+    /// The pilot strength under each map asked for.
+    pub strengths: Vec<f32>,
+    /// The families' chosen maps: (strength, map).
+    pub chosen: Vec<(f32, [f64; 4])>,
 }
 
 fn soft_bits(schedule: &Schedule, observation: &Observation) -> Vec<f32> {

@@ -82,7 +82,7 @@ pub(crate) struct Probe<'a> {
     /// image below [`FINE_BELOW`], if given.
     fine: Option<&'a Plane>,
     /// Image point the probed regions are centred on.
-    pub(super) focus: (f64, f64),
+    pub(crate) focus: (f64, f64),
     correlator: &'a PilotCorrelator,
 }
 
@@ -215,6 +215,12 @@ impl<'a> Probe<'a> {
         self.correlator
             .best_sampled_shift(&self.fold(linear, size, step), step)
             .strength
+    }
+
+    /// Pilot strength under `linear` (upright only) as the refinement of
+    /// a family's search probes it.
+    pub(crate) fn refining_strength(&self, linear: &Linear) -> f32 {
+        self.strength(linear, probe_side(PROBE_SIDE, linear))
     }
 
     /// The strongest pilot over the eight orientations under `linear`: a
@@ -389,7 +395,7 @@ impl FamilyTrace {
     /// The refined maps worth trying on the whole image, strongest first:
     /// the best, and, where the probes spanned the image, the best of
     /// another peak.
-    pub(super) fn chosen(&self) -> Vec<(f32, Linear)> {
+    pub(crate) fn chosen(&self) -> Vec<(f32, Linear)> {
         // Below this the refined peak is within the noise of the search
         // (the null maximum is about 4.5); resampling the whole image for it
         // would cost time and find nothing.
