@@ -71,7 +71,8 @@
 //!    more strongly than before. It refines a map from the regions that
 //!    map already lines up; it is not a search, and it cannot find a
 //!    perspective that leaves too few regions lined up under every map
-//!    (a keystone of 4% on two images of the corpus). Learned
+//!    (a keystone of 4% on one image of the corpus, with the benchmark
+//!    key, and a few more with other keys). Learned
 //!    marks (StegaStamp, WAM) train against perspective instead; local
 //!    resynchronisation of periodic marks goes back to the same
 //!    autocorrelation literature (Ma et al., arXiv:2007.10240, 2021, for
