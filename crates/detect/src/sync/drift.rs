@@ -92,11 +92,19 @@ struct QuadrantDrift {
 }
 
 /// Side, in tiles, of the regions whose tile shifts
-/// [`perspective_by_drift`] measures; they overlap by half. Two tiles
+/// [`perspective_by_drift`] measures; a region starts every quarter of a
+/// side ([`region_step`]). Two tiles
 /// hold enough of the pilot to place it, and are small enough that the
 /// drift a perspective leaves varies little across one (a quadrant's fold
 /// is ruled by its part nearest the centre, where the map already fits).
-const PERSPECTIVE_REGION_TILES: usize = 2;
+pub(super) const PERSPECTIVE_REGION_TILES: usize = 2;
+/// Most regions [`region_drifts`] measures on a plane: as many as a
+/// quarter-side step lays on a 2,240-pixel square. A 1920x1080 plane has
+/// 378 and a 2048x2048 one 841; on larger planes (a 4K frame's 8 MP
+/// window would have 1,856) the step grows instead, since a fit needs
+/// only a few dozen regions and each one costs a correlation. Each region
+/// still holds two tiles of the mark, so it reads as strongly as before.
+pub(super) const PERSPECTIVE_MAX_REGIONS: usize = 1024;
 /// Smallest pilot strength of a region whose shift [`perspective_by_drift`]
 /// uses. A wrong peak is then rare, and the fit drops what it leaves.
 const PERSPECTIVE_REGION_MIN_STRENGTH: f32 = 4.0;
@@ -151,7 +159,7 @@ pub(super) struct RegionDrift {
 }
 
 /// The pilot's tile shift, to a fraction of a pixel, in every region of
-/// [`PERSPECTIVE_REGION_TILES`] tiles a side (overlapping by half) of a
+/// [`PERSPECTIVE_REGION_TILES`] tiles a side (overlapping, [`region_step`] apart) of a
 /// whitened canonical plane whose pilot reaches `min_strength`. `origin`
 /// is the canonical coordinate of the plane's top-left corner
 /// ([`Canonical::origin`](super::Canonical::origin)).
@@ -172,18 +180,8 @@ fn region_drifts(
     };
     let t = TILE as f64;
     let wrap = |v: f64| (v + t / 2.0).rem_euclid(t) - t / 2.0;
-    // Region origins every half region, the last flush with the far edge.
-    let origins = |n: usize| -> Vec<usize> {
-        if n < side {
-            return Vec::new();
-        }
-        let mut at: Vec<usize> = (0..=(n - side)).step_by(side / 4).collect();
-        if at.last() != Some(&(n - side)) {
-            at.push(n - side);
-        }
-        at
-    };
-    let (xs, ys) = (origins(w), origins(h));
+    let step = region_step(side, (h, w));
+    let (xs, ys) = (region_origins(w, side, step), region_origins(h, side, step));
     let corners: Vec<(usize, usize)> = ys.iter().flat_map(|&y| xs.iter().map(move |&x| (x, y))).collect();
     corners
         .par_iter()
@@ -204,6 +202,38 @@ fn region_drifts(
             })
         })
         .collect()
+}
+
+/// Where [`region_drifts`]' regions, `side` pixels long, start along a
+/// plane's side of `n` pixels: every `step`, the last flush with the far
+/// edge.
+fn region_origins(n: usize, side: usize, step: usize) -> Vec<usize> {
+    if n < side {
+        return Vec::new();
+    }
+    let mut at: Vec<usize> = (0..=(n - side)).step_by(step.max(1)).collect();
+    if at.last() != Some(&(n - side)) {
+        at.push(n - side);
+    }
+    at
+}
+
+/// How many regions [`region_drifts`] measures on a `(height, width)`
+/// plane, for regions `side` pixels square, one every `step` pixels.
+pub(super) fn region_count(side: usize, (h, w): (usize, usize), step: usize) -> usize {
+    region_origins(w, side, step).len() * region_origins(h, side, step).len()
+}
+
+/// The distance between [`region_drifts`]' region origins on a `(height,
+/// width)` plane, for regions `side` pixels square: a quarter of a side,
+/// or the smallest whole multiple of it that keeps the regions within
+/// [`PERSPECTIVE_MAX_REGIONS`] (a whole side at most).
+pub(super) fn region_step(side: usize, (h, w): (usize, usize)) -> usize {
+    let quarter = (side / 4).max(1);
+    (1..=4)
+        .map(|k| k * quarter)
+        .find(|&step| region_count(side, (h, w), step) <= PERSPECTIVE_MAX_REGIONS)
+        .unwrap_or(4 * quarter)
 }
 
 /// The perspective left in a canonical plane resampled through `current`,

@@ -333,11 +333,50 @@ fn a_peak_sought_near_a_shift_is_the_highest_within_reach() {
     assert_eq!(surface_peak_near(&surface, (2.0, 4.0), 200.0).0, (70, 70));
 }
 
+/// Rounds of [`perspective_by_drift`] on a `(w, h)` plane that shows a
+/// drifted pattern through the perspective `q`, about the received image's
+/// centre at `origin` in the plane's coordinates: the perspective found,
+/// and the linear error fitted with it.
+fn perspective_found(
+    pattern: &Plane,
+    correlator: &PilotCorrelator,
+    (w, h): (usize, usize),
+    origin: (f64, f64),
+    q: Perspective,
+) -> (Linear, Perspective) {
+    let value = |x: f64, y: f64| bilinear_wrapped(pattern, x, y);
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    // The original's point o shows at q.apply(o): resampling through q
+    // lines the tiles up again. Each estimate is made on the plane
+    // resampled through the last.
+    let resampled = |p: Perspective| {
+        Plane::from_shape_fn((h, w), |(y, x)| {
+            let (px, py) = p.apply(x as f64 + 0.5 + origin.0, y as f64 + 0.5 + origin.1);
+            let (ox, oy) = q.invert(px, py);
+            value(ox + cx, oy + cy)
+        })
+    };
+    let (mut linear, mut found) = (Linear::IDENTITY, Perspective::NONE);
+    for round in 0..3 {
+        let reach = (round > 0).then_some(PERSPECTIVE_NEAR_REACH);
+        match perspective_by_drift(
+            &resampled(found),
+            origin,
+            correlator,
+            (Linear::IDENTITY, found),
+            reach,
+        ) {
+            Some(next) => (linear, found) = next,
+            None => break,
+        }
+    }
+    (linear, found)
+}
+
 #[test]
 fn region_drifts_give_the_perspective() {
     let (pattern, _) = drifted_pattern([0.0; 4], (TILE, TILE));
     let correlator = PilotCorrelator::new(&pattern);
-    let value = |x: f64, y: f64| bilinear_wrapped(&pattern, x, y);
     let (w, h) = (900usize, 700usize);
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
     // The plane centred on the frame, and a window of a larger frame whose
@@ -345,30 +384,7 @@ fn region_drifts_give_the_perspective() {
     let origins = [(-cx, -cy), (-cx + 320.0, -cy + 240.0)];
     let cases = [Perspective { g: 0.0, h: 4e-5 }, Perspective { g: 3e-5, h: -2e-5 }];
     for (origin, q) in origins.into_iter().flat_map(|o| cases.map(|q| (o, q))) {
-        // The original's point o shows at q.apply(o): resampling
-        // through q lines the tiles up again. Each estimate is made on
-        // the plane resampled through the last.
-        let resampled = |p: Perspective| {
-            Plane::from_shape_fn((h, w), |(y, x)| {
-                let (px, py) = p.apply(x as f64 + 0.5 + origin.0, y as f64 + 0.5 + origin.1);
-                let (ox, oy) = q.invert(px, py);
-                value(ox + cx, oy + cy)
-            })
-        };
-        let (mut linear, mut found) = (Linear::IDENTITY, Perspective::NONE);
-        for round in 0..3 {
-            let reach = (round > 0).then_some(PERSPECTIVE_NEAR_REACH);
-            match perspective_by_drift(
-                &resampled(found),
-                origin,
-                &correlator,
-                (Linear::IDENTITY, found),
-                reach,
-            ) {
-                Some(next) => (linear, found) = next,
-                None => break,
-            }
-        }
+        let (linear, found) = perspective_found(&pattern, &correlator, (w, h), origin, q);
         assert!(
             (found.g - q.g).abs() < 6e-6 && (found.h - q.h).abs() < 6e-6,
             "{q:?} at {origin:?}: found {found:?}"
@@ -384,7 +400,7 @@ fn region_drifts_give_the_perspective() {
         );
     }
     // An unwarped plane shows none.
-    let plane = Plane::from_shape_fn((h, w), |(y, x)| value(x as f64, y as f64));
+    let plane = Plane::from_shape_fn((h, w), |(y, x)| bilinear_wrapped(&pattern, x as f64, y as f64));
     assert_eq!(
         perspective_by_drift(
             &plane,
@@ -394,6 +410,42 @@ fn region_drifts_give_the_perspective() {
             None
         ),
         None
+    );
+}
+
+#[test]
+fn a_large_plane_is_measured_in_fewer_regions_and_shows_its_perspective() {
+    let side = PERSPECTIVE_REGION_TILES * TILE;
+    let regions = |dim: (usize, usize)| {
+        let step = region_step(side, dim);
+        (step, region_count(side, dim, step))
+    };
+    // Planes up to about 2,240 px square keep a region every quarter side.
+    assert_eq!(regions((1080, 1920)), (side / 4, 14 * 27));
+    assert_eq!(regions((2048, 2048)).0, side / 4);
+    // A 4K frame's 8 MP window would have 1,856 at that step: it grows.
+    assert_eq!(region_count(side, (2177, 3852), side / 4), 1856);
+    let (step, count) = regions((2177, 3852));
+    assert!(
+        step > side / 4 && count <= PERSPECTIVE_MAX_REGIONS,
+        "{step} {count}"
+    );
+    // Even the coarser step lays enough regions to place a perspective.
+    let (pattern, _) = drifted_pattern([0.0; 4], (TILE, TILE));
+    let correlator = PilotCorrelator::new(&pattern);
+    let (w, h) = (2600usize, 2400usize);
+    assert!(regions((h, w)).0 > side / 4);
+    let q = Perspective { g: 1e-5, h: -8e-6 };
+    let (_, found) = perspective_found(
+        &pattern,
+        &correlator,
+        (w, h),
+        (-(w as f64) / 2.0, -(h as f64) / 2.0),
+        q,
+    );
+    assert!(
+        (found.g - q.g).abs() < 2e-6 && (found.h - q.h).abs() < 2e-6,
+        "found {found:?}"
     );
 }
 
