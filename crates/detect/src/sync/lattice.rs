@@ -6,26 +6,45 @@ use tattle_core::plane::{box_mean, Plane};
 
 use super::{Fft2, Linear, MAX_LATTICES};
 
+/// Shortest side of the region whose autocorrelation is taken as it is
+/// (cyclically, a power of two a side).
+const SHORT_SIDE: usize = 256;
+/// Shortest side of an image a lattice is sought in: the autocorrelation
+/// must reach past the shortest tile (×0.45, 58 pixels) to the next
+/// repeat.
+const MIN_SIDE: usize = 128;
+
 /// Estimates the tile lattice of an image from the autocorrelation of its
 /// residual. Returns up to [`MAX_LATTICES`] linear maps (canonical →
 /// image), best first; none when no periodicity stands out.
 pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
     let (h, w) = residual.dim();
-    let size = |d: usize| -> usize {
-        let mut s = 256;
+    // The central region: a power of two a side, up to 1,024; a side
+    // shorter than 256 pixels (a small image, halved) is taken whole and
+    // padded with zeros far enough that no lag in reach wraps around.
+    let size = |d: usize| -> (usize, usize) {
+        if d < SHORT_SIDE {
+            return (d, (d + d / 2).next_power_of_two());
+        }
+        let mut s = SHORT_SIDE;
         while s * 2 <= d.min(1024) {
             s *= 2;
         }
-        s
+        (s, s)
     };
-    if h < 256 || w < 256 {
+    if h < MIN_SIDE || w < MIN_SIDE {
         return Vec::new();
     }
-    let (ch, cw) = (size(h), size(w));
-    let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
-    let mut region = residual.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]).to_owned();
-    let mean = region.sum() / region.len() as f32;
-    region.mapv_inplace(|v| v - mean);
+    let ((rh, ch), (rw, cw)) = (size(h), size(w));
+    let (y0, x0) = ((h - rh) / 2, (w - rw) / 2);
+    let mut region = Plane::zeros((ch, cw));
+    // Owned (contiguous) before summing, so that the mean is summed in the
+    // same order whatever the image's layout.
+    let taken = residual.slice(ndarray::s![y0..y0 + rh, x0..x0 + rw]).to_owned();
+    let mean = taken.sum() / taken.len() as f32;
+    region
+        .slice_mut(ndarray::s![..rh, ..rw])
+        .zip_mut_with(&taken, |r, &v| *r = v - mean);
     let fft = Fft2::new(ch, cw);
     let power: Vec<Complex32> = fft
         .forward(&region)
@@ -45,7 +64,7 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
     // Local maxima in the annulus of plausible tile sizes (scale 0.45–2.2).
     let (r_min, r_max) = (
         0.45 * TILE as f64,
-        (2.2 * TILE as f64).min(ch.min(cw) as f64 / 2.0 - 2.0),
+        (2.2 * TILE as f64).min(rh.min(rw) as f64 / 2.0 - 2.0),
     );
     let mut peaks: Vec<(f32, f64, f64)> = Vec::new();
     let half = |v: usize, n: usize| -> f64 {
@@ -80,6 +99,10 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
     let vectors: Vec<(f64, f64)> = peaks.iter().flat_map(|&(_, x, y)| [(x, y), (-x, -y)]).collect();
 
     let mut bases: Vec<(f32, Linear)> = Vec::new();
+    let mut consider = |p: (f64, f64), q: (f64, f64)| {
+        let (p, q) = finest_lattice(&at, p, q, r_max);
+        bases.push((lattice_score(&at, p, q, r_max), canonical_basis(p, q)));
+    };
     for (i, &p) in vectors.iter().enumerate() {
         for &q in vectors.iter().skip(i + 1) {
             let (lp, lq) = ((p.0 * p.0 + p.1 * p.1).sqrt(), (q.0 * q.0 + q.1 * q.1).sqrt());
@@ -87,10 +110,14 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
             if cos.abs() > 0.5 || lp / lq > 1.35 || lq / lp > 1.35 {
                 continue;
             }
-            let score = lattice_score(&at, p, q, r_max);
-            let linear = canonical_basis(p, q);
-            bases.push((score, linear));
+            consider(p, q);
         }
+    }
+    // A rotated and rescaled tile keeps its lattice square: one peak then
+    // gives the whole basis, where the second shortest peak may be noise
+    // or a longer lattice vector that pairs with nothing.
+    for &(_, x, y) in &peaks {
+        consider((x, y), (-y, x));
     }
     bases.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<Linear> = Vec::new();
@@ -112,16 +139,92 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
     out
 }
 
+/// The finest lattice containing the one spanned by `p` and `q` whose
+/// points all read as peaks. A lattice of every second tile (twice the
+/// tile, or its diagonals) reads as well as the tile's own, since each of
+/// its points is a tile repeat, and may outscore it on a few strong peaks;
+/// undone, it would fold two tiles into one. Each index-2 refinement (the
+/// lattice with `p/2`, `q/2` or `(p+q)/2` added) is kept when its new
+/// points read at least half as strongly as the lattice's own: for a wrong
+/// refinement they fall between tile repeats, where the autocorrelation
+/// holds noise only.
+pub(super) fn finest_lattice(
+    at: &dyn Fn(f64, f64) -> f32,
+    p: (f64, f64),
+    q: (f64, f64),
+    reach: f64,
+) -> ((f64, f64), (f64, f64)) {
+    let (mut p, mut q) = (p, q);
+    let shortest = 0.45 * TILE as f64;
+    // Each refinement halves the cell, so two at most stay above the shortest tile.
+    for _ in 0..2 {
+        let own = lattice_score(at, p, q, reach);
+        if own <= 0.0 {
+            break;
+        }
+        let half = |v: (f64, f64)| (0.5 * v.0, 0.5 * v.1);
+        let sum = (p.0 + q.0, p.1 + q.1);
+        let refinements = [
+            (half(p), q, half(p)),
+            (p, half(q), half(q)),
+            (half(sum), q, half(sum)),
+        ];
+        let best = refinements
+            .iter()
+            .filter(|(a, b, _)| a.0.hypot(a.1) >= shortest && b.0.hypot(b.1) >= shortest)
+            .map(|&(a, b, offset)| (coset_score(at, p, q, offset, reach), a, b))
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        match best {
+            Some((score, a, b)) if score >= 0.5 * own => (p, q) = reduced(a, b),
+            _ => break,
+        }
+    }
+    (p, q)
+}
+
+/// A basis of the same lattice whose vectors are as short as they can be
+/// (Lagrange–Gauss reduction), so that [`canonical_basis`] sees the tile's
+/// own sides.
+pub(super) fn reduced(p: (f64, f64), q: (f64, f64)) -> ((f64, f64), (f64, f64)) {
+    let norm = |v: (f64, f64)| v.0 * v.0 + v.1 * v.1;
+    let (mut a, mut b) = if norm(p) <= norm(q) { (p, q) } else { (q, p) };
+    for _ in 0..16 {
+        let k = ((a.0 * b.0 + a.1 * b.1) / norm(a)).round();
+        b = (b.0 - k * a.0, b.1 - k * a.1);
+        if norm(b) >= norm(a) {
+            break;
+        }
+        std::mem::swap(&mut a, &mut b);
+    }
+    (a, b)
+}
+
 /// Mean normalised autocorrelation over the lattice points spanned by `p`
 /// and `q` within reach.
 fn lattice_score(at: &dyn Fn(f64, f64) -> f32, p: (f64, f64), q: (f64, f64), reach: f64) -> f32 {
+    coset_score(at, p, q, (0.0, 0.0), reach)
+}
+
+/// Mean normalised autocorrelation over the points `offset + i·p + j·q`
+/// within reach (a coset of the lattice spanned by `p` and `q`), leaving
+/// out the zero lag.
+fn coset_score(
+    at: &dyn Fn(f64, f64) -> f32,
+    p: (f64, f64),
+    q: (f64, f64),
+    offset: (f64, f64),
+    reach: f64,
+) -> f32 {
     let (mut sum, mut count) = (0.0f32, 0);
     for j in -3i32..=3 {
         for i in -3i32..=3 {
-            if i == 0 && j == 0 {
+            let (x, y) = (
+                offset.0 + i as f64 * p.0 + j as f64 * q.0,
+                offset.1 + i as f64 * p.1 + j as f64 * q.1,
+            );
+            if (x, y) == (0.0, 0.0) {
                 continue;
             }
-            let (x, y) = (i as f64 * p.0 + j as f64 * q.0, i as f64 * p.1 + j as f64 * q.1);
             if (x * x + y * y).sqrt() <= reach {
                 sum += at(x, y);
                 count += 1;

@@ -7,11 +7,18 @@
 //! 1. **Lattice from the autocorrelation** (Kutter, "Watermarking resisting
 //!    to translation, rotation and scaling", SPIE 3528, 1998; Alattar and
 //!    Meyer, ISCAS 2003). The autocorrelation of a whitened residual of the
-//!    image peaks on the lattice of tile repeats, whatever the content. Its
-//!    two shortest independent peak vectors give the linear part of the
-//!    geometric change (scale, rotation, aspect, shear), refined by a least-
-//!    squares fit over every lattice peak in reach. Nothing here uses the
-//!    key: the lattice is a property of the image.
+//!    image peaks on the lattice of tile repeats, whatever the content. Pairs
+//!    of its strongest peak vectors, and each strong peak completed to a
+//!    square lattice (a rotated and rescaled tile stays square, and the
+//!    second side's peak may be lost in the content), give the linear part
+//!    of the geometric change (scale, rotation, aspect, shear). Every point
+//!    of a lattice of every second tile is a tile repeat too, so such a
+//!    lattice can read as strongly as the tile's own: each candidate is
+//!    taken to the finest lattice whose added points read as peaks, then
+//!    refined by a least-squares fit over every lattice peak in reach. An
+//!    image under 256 pixels a side (a small one, halved) is taken whole,
+//!    padded. Nothing here uses the key: the lattice is a property of the
+//!    image.
 //! 2. **Grid and orientation from the keyed pilot.** The image is resampled
 //!    so that tiles are square and 128 pixels again, leaving only the
 //!    symmetries of a square lattice (quarter turns and mirror) and the tile

@@ -798,3 +798,78 @@ fn a_lattice_faint_at_the_centre_is_read_over_the_whole_frame() {
     let noise = probe.whole_lattice_strength(&wrong);
     assert!(noise < MIN_WHOLE_LATTICE_STRENGTH, "{noise}");
 }
+
+/// An autocorrelation that peaks on the lattice spanned by `p` and `q`
+/// (a bump a pixel wide on each point) and is zero between.
+fn lattice_peaks(p: (f64, f64), q: (f64, f64)) -> impl Fn(f64, f64) -> f32 {
+    let det = p.0 * q.1 - p.1 * q.0;
+    move |x, y| {
+        // Lattice coordinates of (x, y), rounded to the nearest point.
+        let i = ((x * q.1 - y * q.0) / det).round();
+        let j = ((p.0 * y - p.1 * x) / det).round();
+        let (dx, dy) = (x - i * p.0 - j * q.0, y - i * p.1 - j * q.1);
+        (-(dx * dx + dy * dy)).exp() as f32
+    }
+}
+
+/// `a` and `b` span the lattice spanned by `p` and `q`.
+fn same_lattice(a: (f64, f64), b: (f64, f64), p: (f64, f64), q: (f64, f64)) -> bool {
+    let on = lattice_peaks(p, q);
+    let area = |u: (f64, f64), v: (f64, f64)| (u.0 * v.1 - u.1 * v.0).abs();
+    on(a.0, a.1) > 0.99 && on(b.0, b.1) > 0.99 && (area(a, b) - area(p, q)).abs() < 1e-6 * area(p, q)
+}
+
+#[test]
+fn a_lattice_of_every_second_tile_is_refined_to_the_tiles_own() {
+    // The tile at ×0.75, turned by 2°: a square lattice 96 pixels a side.
+    let (sin, cos) = 2f64.to_radians().sin_cos();
+    let (p, q) = ((96.0 * cos, 96.0 * sin), (-96.0 * sin, 96.0 * cos));
+    let at = lattice_peaks(p, q);
+    let reach = 500.0;
+    let twice = |v: (f64, f64)| (2.0 * v.0, 2.0 * v.1);
+    let diagonals = ((p.0 + q.0, p.1 + q.1), (p.0 - q.0, p.1 - q.1));
+    for (a, b) in [(twice(p), twice(q)), diagonals, (twice(p), q), (p, q)] {
+        let (fine_a, fine_b) = finest_lattice(&at, a, b, reach);
+        assert!(
+            same_lattice(fine_a, fine_b, p, q),
+            "{a:?} {b:?} -> {fine_a:?} {fine_b:?}"
+        );
+    }
+    // The tile's own lattice is not refined further: the points between
+    // its repeats hold nothing.
+    let (a, b) = finest_lattice(&at, p, q, reach);
+    assert!((a.0.hypot(a.1) - 96.0).abs() < 1e-6 && (b.0.hypot(b.1) - 96.0).abs() < 1e-6);
+}
+
+#[test]
+fn a_lattice_basis_is_reduced_to_its_shortest_vectors() {
+    let (p, q) = ((96.0, 3.0), (-3.0, 96.0));
+    let skewed = (q.0 + 3.0 * p.0, q.1 + 3.0 * p.1);
+    let (a, b) = reduced(p, skewed);
+    assert!(same_lattice(a, b, p, q));
+    assert!((a.0.hypot(a.1) - p.0.hypot(p.1)).abs() < 1e-9, "{a:?}");
+    assert!((b.0.hypot(b.1) - q.0.hypot(q.1)).abs() < 1e-9, "{b:?}");
+}
+
+#[test]
+fn a_small_image_halved_and_turned_shows_its_lattice() {
+    // 350x230 pixels: a side under 256, where the autocorrelation is taken
+    // over the whole image, padded. The tile halved and turned by 2°.
+    let (scale, degrees) = (0.5, 2.0f64);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let mut rng = tattle_core::prng::KeyedStream::from_seed([8; 32]);
+    let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
+    let image = Plane::from_shape_fn((230, 350), |(y, x)| {
+        let (x, y) = (x as f64, y as f64);
+        let (u, v) = ((cos * x + sin * y) / scale, (-sin * x + cos * y) / scale);
+        0.3 * bilinear_wrapped(&pattern, u, v) + rng.chip()
+    });
+    let truth = [scale * cos, -scale * sin, scale * sin, scale * cos];
+    let found = lattices(&image);
+    let first = found.first().expect("a lattice");
+    assert!(
+        first.m.iter().zip(truth).all(|(a, b)| (a - b).abs() < 0.01),
+        "{:?} against {truth:?}",
+        first.m
+    );
+}
