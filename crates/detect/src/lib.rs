@@ -692,7 +692,8 @@ impl Detector {
         let fine = sync::fine_residual(luma, &weights);
         let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
         let mut maps: Vec<(sync::Linear, bool)> = vec![(sync::Linear::IDENTITY, true)];
-        for linear in sync::lattices(&residual) {
+        let lattices = sync::lattices(&residual);
+        for linear in lattices.maps {
             if !linear.is_near_identity()
                 && (probe.lattice_strength(&linear) >= sync::MIN_PROBE_STRENGTH
                     || probe.whole_lattice_strength(&linear) >= sync::MIN_WHOLE_LATTICE_STRENGTH)
@@ -702,7 +703,7 @@ impl Detector {
         }
         // A family's map near the identity is not tried apart from it: the
         // identity is tried in every orientation.
-        for linear in probe.search_families() {
+        for linear in probe.search_families(&lattices.turns) {
             if !linear.is_near_identity() {
                 maps.push((linear, false));
             }
@@ -1231,11 +1232,6 @@ impl Detector {
             .count()
     }
 
-    /// What the brute-force searches see on `luma` (read whole, as an image
-    /// within the search's pixel budget is): each family's probes, stage
-    /// by stage, and where those nearest `truth` ranked. `truth` is a
-    /// family's name (`Scale`, `Rotation`, `AspectX`, `AspectY`) and its
-    /// parameter (log scale, or degrees), for diagnostics.
     /// For diagnostics: the image point the search's probes are centred
     /// on, the pilot strength its refining probe reads under each map
     /// (row-major, canonical → image, as [`Geometry`] describes them), and
@@ -1253,7 +1249,7 @@ impl Detector {
                 .map(|&m| probe.refining_strength(&sync::Linear { m }))
                 .collect(),
             chosen: probe
-                .trace_families()
+                .trace_families(&sync::lattices(&residual).turns)
                 .iter()
                 .flat_map(|trace| trace.chosen())
                 .map(|(strength, linear)| (strength, linear.m))
@@ -1261,22 +1257,32 @@ impl Detector {
         }
     }
 
+    /// What the brute-force searches see on `luma` (read whole, as an image
+    /// within the search's pixel budget is): each family's probes, stage
+    /// by stage, and where those nearest `truth` ranked. `truth` is a
+    /// family's name (`Scale`, `Rotation`, `AspectX`, `AspectY`, or
+    /// `TurnedScale` for the scale searches at a lattice's rotation) and
+    /// its parameter (log scale, or degrees), for diagnostics.
     #[doc(hidden)]
     pub fn search_report(&self, luma: &Plane, truth: Option<(&str, f64)>) -> Vec<String> {
         let sync::Whitened { weights, residual } = sync::Whitened::of(luma, &self.options.mask);
         let fine = sync::fine_residual(luma, &weights);
         let probe = sync::Probe::new(&residual, &weights, &self.correlator).with_fine(&fine);
-        let lattices = sync::lattices(&residual).into_iter().map(|linear| {
-            let (sx, sy, rotation, _) = sync::describe(&linear, sync::Orientation::default());
+        let estimates = sync::lattices(&residual);
+        let lattices = estimates.maps.iter().map(|linear| {
+            let (sx, sy, rotation, _) = sync::describe(linear, sync::Orientation::default());
             format!(
                 "lattice: scale {sx:.4} x {sy:.4}, rotation {rotation:.3}; probed {:.2}",
-                probe.lattice_strength(&linear)
+                probe.lattice_strength(linear)
             )
         });
-        let families = probe.trace_families().into_iter().flat_map(|trace| {
-            let family_truth = truth.and_then(|(name, t)| trace.is_named(name).then_some(t));
-            trace.describe(family_truth)
-        });
+        let families = probe
+            .trace_families(&estimates.turns)
+            .into_iter()
+            .flat_map(|trace| {
+                let family_truth = truth.and_then(|(name, t)| trace.is_named(name).then_some(t));
+                trace.describe(family_truth)
+            });
         lattices.chain(families).collect()
     }
 }

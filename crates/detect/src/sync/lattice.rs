@@ -4,7 +4,9 @@ use rustfft::num_complex::Complex32;
 use tattle_core::layout::TILE;
 use tattle_core::plane::{box_mean, Plane};
 
-use super::{Fft2, Linear, MAX_LATTICES};
+#[cfg(doc)]
+use super::Family;
+use super::{Fft2, Linear, MAX_LATTICES, TURNED_SCALES};
 
 /// Shortest side of the region whose autocorrelation is taken as it is
 /// (cyclically, a power of two a side).
@@ -14,10 +16,37 @@ const SHORT_SIDE: usize = 256;
 /// repeat.
 const MIN_SIDE: usize = 128;
 
+/// Smallest rotation, in degrees, the scale family is searched at apart
+/// from its own: within a quarter of a degree its probes still line up.
+const MIN_TURN: f64 = 0.25;
+/// Largest rotation the scale family is searched at: that of the rotation
+/// family's range (a phone's tilt, not a deliberate turn).
+const MAX_TURN: f64 = 11.0;
+
+/// What the autocorrelation of an image's residual shows of the tile
+/// lattice. Nothing here uses the key: the lattice is a property of the
+/// image.
+#[derive(Debug, Default)]
+pub(crate) struct Lattices {
+    /// Up to [`MAX_LATTICES`] linear maps (canonical → image), best first;
+    /// none when no periodicity stands out.
+    pub(crate) maps: Vec<Linear>,
+    /// Up to [`TURNED_SCALES`] rotations, in degrees counter-clockwise on
+    /// screen (as [`Family::Rotation`]'s parameter), at which the scale
+    /// family is worth searching: the angle of each estimate's clearer
+    /// side (its autocorrelation peak the stronger), modulo a quarter
+    /// turn, best estimate first, between [`MIN_TURN`] and [`MAX_TURN`].
+    /// A lattice's angle survives where its scale does not: one side's
+    /// peaks may be lost in the content, or the basis may be one of every
+    /// second tile, while the other side still gives the angle (`fixing`
+    /// turned 2° and scaled ×0.75, marked with the key `[3; 32]`: −2.13°
+    /// at 0.75 x 0.89).
+    pub(crate) turns: Vec<f64>,
+}
+
 /// Estimates the tile lattice of an image from the autocorrelation of its
-/// residual. Returns up to [`MAX_LATTICES`] linear maps (canonical →
-/// image), best first; none when no periodicity stands out.
-pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
+/// residual.
+pub(crate) fn lattices(residual: &Plane) -> Lattices {
     let (h, w) = residual.dim();
     // The central region: a power of two a side, up to 1,024; a side
     // shorter than 256 pixels (a small image, halved) is taken whole and
@@ -33,7 +62,7 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
         (s, s)
     };
     if h < MIN_SIDE || w < MIN_SIDE {
-        return Vec::new();
+        return Lattices::default();
     }
     let ((rh, ch), (rw, cw)) = (size(h), size(w));
     let (y0, x0) = ((h - rh) / 2, (w - rw) / 2);
@@ -57,7 +86,7 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
     // hills. Keep what stands above its neighbourhood.
     let acf = &raw - &box_mean(&raw, 3);
     if zero <= 0.0 {
-        return Vec::new();
+        return Lattices::default();
     }
     let at = |dx: f64, dy: f64| -> f32 { bilinear_wrapped(&acf, dx, dy) / zero };
 
@@ -136,7 +165,28 @@ pub(crate) fn lattices(residual: &Plane) -> Vec<Linear> {
             out.push(refined);
         }
     }
-    out
+    let mut turns: Vec<f64> = Vec::new();
+    for linear in &out {
+        let t = TILE as f64;
+        let sides = [
+            (linear.m[0] * t, linear.m[2] * t),
+            (linear.m[1] * t, linear.m[3] * t),
+        ];
+        let [first, second] = sides.map(|(x, y)| (at(x, y), x, y));
+        let (_, x, y) = if second.0 > first.0 { second } else { first };
+        // The side's angle modulo a quarter turn, in (−45°, 45°]; the
+        // rotation family's parameter turns the image's axes by minus itself.
+        let angle = y.atan2(x).to_degrees();
+        let degrees = -(angle - 90.0 * (angle / 90.0).round());
+        let plausible = (MIN_TURN..=MAX_TURN).contains(&degrees.abs());
+        if plausible
+            && turns.len() < TURNED_SCALES
+            && turns.iter().all(|&turn| (turn - degrees).abs() >= MIN_TURN)
+        {
+            turns.push(degrees);
+        }
+    }
+    Lattices { maps: out, turns }
 }
 
 /// The finest lattice containing the one spanned by `p` and `q` whose

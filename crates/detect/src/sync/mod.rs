@@ -28,7 +28,9 @@
 //!
 //! 3. **Pilot-guided brute force** when the lattice is too faint to see
 //!    (small or busy images, strong downscaling): one-parameter families of
-//!    maps (scale, rotation, aspect) are scanned, each map *probed* by
+//!    maps (scale, rotation, aspect, and scale again at the angle of a
+//!    lattice estimate: a frame turned and rescaled together often shows
+//!    its lattice's angle but not its scale) are scanned, each map *probed* by
 //!    folding a region around the image's most textured window through it
 //!    and correlating with the pilot. A probe has a sample budget that
 //!    grows (up to four times) on maps that shrink the image, so that it
@@ -109,12 +111,18 @@ pub(crate) use self::{canonical::*, correlate::*, drift::*, lattice::*, probe::*
 pub const MAX_LATTICES: usize = 3;
 /// Orientations of a square lattice: four quarter turns, each with and without a mirror.
 pub const ORIENTATIONS: usize = 8;
-/// Geometric searches by brute force along one parameter, pilot-guided:
-/// (name, parameter range, coarse step ratio). See [`search_families`].
-const SEARCH_STEPS: usize = 600;
+/// Scale searches at a rotation the lattice estimates show, at most (see
+/// [`Lattices::turns`]): each costs about as much as the scale family, a
+/// sixth of the search at 1920x1080.
+pub const TURNED_SCALES: usize = 1;
+/// Brute-force families searched, at most.
+const FAMILIES: usize = Family::ALL.len() + TURNED_SCALES;
+/// Maps of the brute-force searches' coarse grids, over all families, at
+/// most. See [`Probe::search_families`].
+const SEARCH_STEPS: usize = 620;
 /// Maps tried by refinement around the best screened maps of each family,
 /// and those chosen made exact by [`refine_by_drift`].
-const REFINE_STEPS: usize = Family::ALL.len() * (REFINED_PER_FAMILY * 9 + CHOSEN_PER_FAMILY);
+const REFINE_STEPS: usize = FAMILIES * (REFINED_PER_FAMILY * 9 + CHOSEN_PER_FAMILY);
 /// Smallest pilot strength, probed on a central region, for which a map is
 /// tried on the whole image.
 pub(crate) const MIN_PROBE_STRENGTH: f32 = 5.5;
@@ -147,8 +155,10 @@ const FOCUS_WINDOW: usize = 384;
 const SCREEN_SIDE: usize = 384;
 /// One coarse map in this many of each family is screened.
 const SCREENED_FRACTION: usize = 2;
+/// One coarse map in this many of a turned scale search is screened.
+const TURNED_SCREENED_FRACTION: usize = 8;
 /// Maps probed by the screening, at most (three around each screened map).
-const SCREEN_STEPS: usize = 3 * (SEARCH_STEPS / SCREENED_FRACTION + Family::ALL.len());
+const SCREEN_STEPS: usize = 3 * (SEARCH_STEPS / SCREENED_FRACTION + FAMILIES);
 /// Best screened maps of each family that are always refined.
 const REFINED_BEST: usize = 2;
 /// Screened maps of each family that are refined, at most: the
@@ -177,7 +187,7 @@ pub const HYPOTHESES: f64 = (((1 + MAX_LATTICES) * ORIENTATIONS
     + SEARCH_STEPS
     + SCREEN_STEPS
     + REFINE_STEPS
-    + Family::ALL.len() * CHOSEN_PER_FAMILY
+    + FAMILIES * CHOSEN_PER_FAMILY
     + LIKELY_MAPS.len())
     * TILE
     * TILE) as f64;
@@ -434,6 +444,7 @@ fn orientation_matrix(o: Orientation) -> [f64; 4] {
 pub fn debug_report(luma: &Plane, mask: &MaskParams) -> Vec<String> {
     let r = residual(luma, mask);
     lattices(&r)
+        .maps
         .iter()
         .map(|l| {
             let (sx, sy, rot, m) = describe(

@@ -9,7 +9,8 @@ use tattle_core::plane::Plane;
 use super::{
     advance_wrapping, Linear, Orientation, PilotCorrelator, Sampler, CHOSEN_PER_FAMILY, COARSE_SIDE,
     FINE_BELOW, FOCUS_WINDOW, MIN_PROBE_STRENGTH, MIN_PROBE_STRENGTH_SMALL, PROBE_SIDE, REFINED_BEST,
-    REFINED_PER_FAMILY, SCREENED_FRACTION, SCREEN_SIDE, WHOLE_LATTICE_SAMPLES,
+    REFINED_PER_FAMILY, SCREENED_FRACTION, SCREEN_SIDE, TURNED_SCALES, TURNED_SCREENED_FRACTION,
+    WHOLE_LATTICE_SAMPLES,
 };
 
 /// A one-parameter family of geometric changes searched by brute force.
@@ -23,6 +24,12 @@ pub(super) enum Family {
     AspectX,
     /// Vertical scale only.
     AspectY,
+    /// Uniform scale at a fixed rotation, in degrees counter-clockwise on
+    /// screen: a frame turned and rescaled together, searched at a rotation
+    /// the lattice estimates show (see [`Lattices::turns`]). The lattice's
+    /// angle survives where its scale does not: on kodim05 turned 2° and
+    /// halved it reads −1.99° at scale 0.67.
+    TurnedScale(f64),
 }
 
 impl Family {
@@ -32,7 +39,7 @@ impl Family {
     pub(super) fn range(self) -> (f64, f64, f64) {
         match self {
             // Log-scale steps of 0.75%: 212 steps from 0.45 to 2.2.
-            Family::Scale => (0.45f64.ln(), 2.2f64.ln(), 0.0075),
+            Family::Scale | Family::TurnedScale(_) => (0.45f64.ln(), 2.2f64.ln(), 0.0075),
             // 0.4° steps: 56 steps over ±11°.
             Family::Rotation => (-11.0, 11.0, 0.4),
             // 0.75% steps from 0.8 to 1.25: 60 steps each.
@@ -44,6 +51,21 @@ impl Family {
     pub(super) fn steps(self) -> usize {
         let (lo, hi, step) = self.range();
         ((hi - lo) / step).round() as usize
+    }
+
+    /// Coarse maps that are screened: one in [`SCREENED_FRACTION`], and one
+    /// in [`TURNED_SCREENED_FRACTION`] for a turned scale search. That one
+    /// is run at the angle the lattice shows, where the true map, if the
+    /// angle is right, reads clearly (kodim15 turned 2° and halved: first
+    /// of its coarse grid, at 16.9), and it is run on most unmarked frames
+    /// too (a lattice of noise has an angle), whose search time it must
+    /// not double.
+    pub(super) fn screened(self) -> usize {
+        let fraction = match self {
+            Family::TurnedScale(_) => TURNED_SCREENED_FRACTION,
+            _ => SCREENED_FRACTION,
+        };
+        (self.steps() + 1).div_ceil(fraction)
     }
 
     pub(super) fn linear(self, t: f64) -> Linear {
@@ -65,6 +87,12 @@ impl Family {
             Family::AspectY => Linear {
                 m: [1.0, 0.0, 0.0, t.exp()],
             },
+            Family::TurnedScale(degrees) => {
+                let s = t.exp();
+                Linear {
+                    m: Family::Rotation.linear(degrees).m.map(|v| v * s),
+                }
+            }
         }
     }
 }
@@ -277,14 +305,14 @@ impl<'a> Probe<'a> {
             .fold(f32::NEG_INFINITY, f32::max)
     }
 
-    /// The brute-force searches: for each family, the best map on a coarse
+    /// The brute-force searches: for each family (and the scale family
+    /// turned by each of `turns`, in degrees), the best map on a coarse
     /// grid, then refined on a larger region with a finer grid. Returns the
     /// refined maps strong enough to be worth the whole image, strongest
     /// first, those near the identity included. Key-dependent (it uses the
     /// pilot); every map it can try is counted in [`HYPOTHESES`].
-    pub fn search_families(&self) -> Vec<Linear> {
-        let mut found: Vec<(f32, Linear)> = Family::ALL
-            .into_iter()
+    pub fn search_families(&self, turns: &[f64]) -> Vec<Linear> {
+        let mut found: Vec<(f32, Linear)> = families(turns)
             .flat_map(|family| self.search_family(family).chosen())
             .collect();
         found.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -318,7 +346,7 @@ impl<'a> Probe<'a> {
         let third = step / 3.0;
         let mut screened: Vec<(f32, f64)> = coarse
             .iter()
-            .take(screened_per_family(steps))
+            .take(family.screened())
             .flat_map(|&(_, centre)| (-1..=1).map(move |i| centre + f64::from(i) * third))
             .collect::<Vec<f64>>()
             .into_par_iter()
@@ -372,12 +400,21 @@ impl<'a> Probe<'a> {
 
     /// What each family's search saw, for diagnostics: every probe of
     /// every stage, strongest first.
-    pub(crate) fn trace_families(&self) -> Vec<FamilyTrace> {
-        Family::ALL
-            .into_iter()
-            .map(|family| self.search_family(family))
-            .collect()
+    pub(crate) fn trace_families(&self, turns: &[f64]) -> Vec<FamilyTrace> {
+        families(turns).map(|family| self.search_family(family)).collect()
     }
+}
+
+/// The families searched: every one of [`Family::ALL`], and the scale
+/// family at each of `turns` (at most [`TURNED_SCALES`] are counted in the
+/// hypotheses; more are not searched).
+fn families(turns: &[f64]) -> impl Iterator<Item = Family> + '_ {
+    Family::ALL.into_iter().chain(
+        turns
+            .iter()
+            .take(TURNED_SCALES)
+            .map(|&degrees| Family::TurnedScale(degrees)),
+    )
 }
 
 /// The probes of one family's search, each stage's strongest first, as
@@ -421,9 +458,9 @@ impl FamilyTrace {
     }
 
     /// Whether this is the search of the family called `name` (as its
-    /// debug form spells it).
+    /// debug form spells it, without a turned scale's rotation).
     pub(crate) fn is_named(&self, name: &str) -> bool {
-        format!("{:?}", self.family) == name
+        format!("{:?}", self.family).split('(').next() == Some(name)
     }
 
     /// Lines saying, stage by stage, how many probes there were and the
@@ -470,11 +507,6 @@ impl FamilyTrace {
             stage("refine", &self.refined, step / 24.0),
         ]
     }
-}
-
-/// Coarse maps of a family of `steps` grid steps that are screened.
-pub(super) fn screened_per_family(steps: usize) -> usize {
-    (steps + 1).div_ceil(SCREENED_FRACTION)
 }
 
 /// Samples a side of a probe under `linear`: `side` for a map that keeps or

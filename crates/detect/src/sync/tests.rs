@@ -3,9 +3,10 @@ use super::*;
 #[test]
 fn the_hypothesis_count_covers_every_probed_map() {
     let (mut coarse, mut screened) = (0, 0);
-    for family in Family::ALL {
+    let turned = std::iter::repeat_n(Family::TurnedScale(2.0), TURNED_SCALES);
+    for family in Family::ALL.into_iter().chain(turned) {
         coarse += family.steps() + 1;
-        screened += 3 * screened_per_family(family.steps());
+        screened += 3 * family.screened();
     }
     assert!(coarse <= SEARCH_STEPS, "{coarse}");
     assert!(screened <= SCREEN_STEPS, "{screened}");
@@ -851,25 +852,55 @@ fn a_lattice_basis_is_reduced_to_its_shortest_vectors() {
     assert!((b.0.hypot(b.1) - q.0.hypot(q.1)).abs() < 1e-9, "{b:?}");
 }
 
-#[test]
-fn a_small_image_halved_and_turned_shows_its_lattice() {
-    // 350x230 pixels: a side under 256, where the autocorrelation is taken
-    // over the whole image, padded. The tile halved and turned by 2°.
-    let (scale, degrees) = (0.5, 2.0f64);
-    let (sin, cos) = degrees.to_radians().sin_cos();
+/// A `width`x`height` plane holding a random tile scaled by `scale` and
+/// turned by `degrees` (counter-clockwise on screen), in noise; and the
+/// true map, canonical → image.
+fn turned_tile_plane(width: usize, height: usize, scale: f64, degrees: f64) -> (Plane, [f64; 4]) {
+    let (sin, cos) = (-degrees).to_radians().sin_cos();
     let mut rng = tattle_core::prng::KeyedStream::from_seed([8; 32]);
     let pattern = Plane::from_shape_fn((TILE, TILE), |_| rng.chip());
-    let image = Plane::from_shape_fn((230, 350), |(y, x)| {
+    let image = Plane::from_shape_fn((height, width), |(y, x)| {
         let (x, y) = (x as f64, y as f64);
         let (u, v) = ((cos * x + sin * y) / scale, (-sin * x + cos * y) / scale);
         0.3 * bilinear_wrapped(&pattern, u, v) + rng.chip()
     });
-    let truth = [scale * cos, -scale * sin, scale * sin, scale * cos];
+    (image, [scale * cos, -scale * sin, scale * sin, scale * cos])
+}
+
+#[test]
+fn a_small_image_halved_and_turned_shows_its_lattice() {
+    // 350x230 pixels: a side under 256, where the autocorrelation is taken
+    // over the whole image, padded. The tile halved and turned by 2°.
+    let (image, truth) = turned_tile_plane(350, 230, 0.5, -2.0);
     let found = lattices(&image);
-    let first = found.first().expect("a lattice");
+    let first = found.maps.first().expect("a lattice");
     assert!(
         first.m.iter().zip(truth).all(|(a, b)| (a - b).abs() < 0.01),
         "{:?} against {truth:?}",
         first.m
     );
+}
+
+#[test]
+fn a_turned_lattice_turns_the_scale_search() {
+    let (image, truth) = turned_tile_plane(512, 512, 0.75, 3.0);
+    let turns = lattices(&image).turns;
+    let turn = *turns.first().expect("a turn");
+    // The turned scale family holds the true map.
+    let map = Family::TurnedScale(turn).linear(0.75f64.ln());
+    assert!(
+        map.m.iter().zip(truth).all(|(a, b)| (a - b).abs() < 0.005),
+        "{turn} degrees: {:?} against {truth:?}",
+        map.m
+    );
+    // An upright lattice, or one turned by a quarter turn, needs no turned search.
+    for degrees in [0.0, 90.0] {
+        let (image, _) = turned_tile_plane(512, 512, 0.75, degrees);
+        let found = lattices(&image);
+        assert!(
+            !found.maps.is_empty() && found.turns.is_empty(),
+            "{degrees}: {:?}",
+            found.turns
+        );
+    }
 }
