@@ -114,7 +114,7 @@ pub const ORIENTATIONS: usize = 8;
 /// Scale searches at a rotation the lattice estimates show, at most (see
 /// [`Lattices::turns`]): each costs about as much as the scale family, a
 /// sixth of the search at 1920x1080.
-pub const TURNED_SCALES: usize = 1;
+pub(crate) const TURNED_SCALES: usize = 1;
 /// Brute-force families searched, at most.
 const FAMILIES: usize = Family::ALL.len() + TURNED_SCALES;
 /// Maps of the brute-force searches' coarse grids, over all families, at
