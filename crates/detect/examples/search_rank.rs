@@ -3,8 +3,9 @@
 //! The key, payload and attack seed are the benchmark's (`tattle bench`,
 //! image `INDEX` in the corpus order, attack `ATTACK_INDEX` in its list),
 //! so that a miss in the table can be looked at probe by probe. FAMILY is
-//! `Scale`, `Rotation`, `AspectX` or `AspectY`; PARAMETER its true value
-//! (log scale, or degrees). Prints every family's stages and the verdict.
+//! `Scale`, `Rotation`, `AspectX`, `AspectY` or `TurnedScale` (the scale
+//! search at a lattice's rotation); PARAMETER its true value (log scale, or
+//! degrees). Prints every family's stages and the verdict.
 //! `BENCH_KEY=N` takes the benchmark's `N`th key (`tattle bench --keys`).
 
 mod bench_case;
