@@ -22,6 +22,12 @@ const MIN_TURN: f64 = 0.25;
 /// Largest rotation the scale family is searched at: that of the rotation
 /// family's range (a phone's tilt, not a deliberate turn).
 const MAX_TURN: f64 = 11.0;
+/// Angles, in degrees, of the tile vectors (1, 1), (2, 1) and (2, −1) to
+/// the tile's side: the sides of the square lattices of every second and
+/// every fifth tile, which a lattice estimate may be (see
+/// [`finest_lattice`]) where the points between read too faintly to refine
+/// it.
+const SUBLATTICE_ANGLES: [f64; 3] = [45.0, 26.565_051_177_077_99, -26.565_051_177_077_99];
 
 /// What the autocorrelation of an image's residual shows of the tile
 /// lattice. Nothing here uses the key: the lattice is a property of the
@@ -35,7 +41,11 @@ pub(crate) struct Lattices {
     /// screen (as [`Family::Rotation`]'s parameter), at which the scale
     /// family is worth searching: the angle of each estimate's clearer
     /// side (its autocorrelation peak the stronger), modulo a quarter
-    /// turn, best estimate first, between [`MIN_TURN`] and [`MAX_TURN`].
+    /// turn, best estimate first, between [`MIN_TURN`] and [`MAX_TURN`];
+    /// failing every estimate, the same side read as one of the lattice of
+    /// every second or fifth tile ([`SUBLATTICE_ANGLES`]; the flat gnome
+    /// turned 5° and scaled ×0.75 reads only the diagonal lattice, at 40.0°,
+    /// whose points between read too faintly for [`finest_lattice`]).
     /// A lattice's angle survives where its scale does not: one side's
     /// peaks may be lost in the content, or the basis may be one of every
     /// second tile, while the other side still gives the angle (`fixing`
@@ -165,39 +175,68 @@ pub(crate) fn lattices(residual: &Plane) -> Lattices {
             out.push(refined);
         }
     }
+    // Each estimate's clearer side, as a rotation modulo a quarter turn.
+    let sides: Vec<f64> = out
+        .iter()
+        .map(|linear| {
+            let t = TILE as f64;
+            let sides = [
+                (linear.m[0] * t, linear.m[2] * t),
+                (linear.m[1] * t, linear.m[3] * t),
+            ];
+            let [first, second] = sides.map(|(x, y)| (at(x, y), x, y));
+            let (_, x, y) = if second.0 > first.0 { second } else { first };
+            // The rotation family's parameter turns the image's axes by minus itself.
+            quarter_turn(-y.atan2(x).to_degrees())
+        })
+        .collect();
+    let turns = turns(&sides);
+    Lattices { maps: out, turns }
+}
+
+/// The rotations the scale family is searched at (see [`Lattices::turns`])
+/// given each lattice estimate's clearer side as a rotation, best first: a
+/// side read as the tile's own first; failing that, as a side of the
+/// lattice of every second or fifth tile, the rotation nearest upright it
+/// can be.
+pub(super) fn turns(sides: &[f64]) -> Vec<f64> {
+    let plausible = |degrees: &f64| (MIN_TURN..=MAX_TURN).contains(&degrees.abs());
+    let reread = sides.iter().filter_map(|&side| {
+        SUBLATTICE_ANGLES
+            .iter()
+            .map(|&angle| quarter_turn(side + angle))
+            .filter(plausible)
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+    });
     let mut turns: Vec<f64> = Vec::new();
-    for linear in &out {
-        let t = TILE as f64;
-        let sides = [
-            (linear.m[0] * t, linear.m[2] * t),
-            (linear.m[1] * t, linear.m[3] * t),
-        ];
-        let [first, second] = sides.map(|(x, y)| (at(x, y), x, y));
-        let (_, x, y) = if second.0 > first.0 { second } else { first };
-        // The side's angle modulo a quarter turn, in (−45°, 45°]; the
-        // rotation family's parameter turns the image's axes by minus itself.
-        let angle = y.atan2(x).to_degrees();
-        let degrees = -(angle - 90.0 * (angle / 90.0).round());
-        let plausible = (MIN_TURN..=MAX_TURN).contains(&degrees.abs());
-        if plausible
-            && turns.len() < TURNED_SCALES
-            && turns.iter().all(|&turn| (turn - degrees).abs() >= MIN_TURN)
-        {
+    for degrees in sides.iter().copied().filter(plausible).chain(reread) {
+        if turns.len() < TURNED_SCALES && turns.iter().all(|&turn| (turn - degrees).abs() >= MIN_TURN) {
             turns.push(degrees);
         }
     }
-    Lattices { maps: out, turns }
+    turns
+}
+
+/// `degrees` modulo a quarter turn, within ±45°.
+fn quarter_turn(degrees: f64) -> f64 {
+    degrees - 90.0 * (degrees / 90.0).round()
 }
 
 /// The finest lattice containing the one spanned by `p` and `q` whose
 /// points all read as peaks. A lattice of every second tile (twice the
 /// tile, or its diagonals) reads as well as the tile's own, since each of
 /// its points is a tile repeat, and may outscore it on a few strong peaks;
-/// undone, it would fold two tiles into one. Each index-2 refinement (the
-/// lattice with `p/2`, `q/2` or `(p+q)/2` added) is kept when its new
-/// points read at least half as strongly as the lattice's own: for a wrong
-/// refinement they fall between tile repeats, where the autocorrelation
-/// holds noise only.
+/// undone, it would fold two tiles into one. So may the square lattice of
+/// every fifth tile, spanned by the tile vectors (2, 1) and (−1, 2) or their
+/// mirror image, which a frame turned and rescaled together often shows
+/// best: ×0.75 and turned 5°, the spring poster's, the tiger's and the
+/// gnome's autocorrelations (key `[3; 32]`) read it at 1.677 = 0.75·√5
+/// tiles and 21.6° = 26.6° − 5°. Each refinement (the lattice with `p/2`,
+/// `q/2` or `(p+q)/2` added, or with `(p ± 2q)/5`) is kept when its new
+/// points read at least half as strongly as the lattice's own (for index 5,
+/// those of both cosets it adds: one step of the new vector and two): for
+/// a wrong refinement they fall between tile repeats, where the
+/// autocorrelation holds noise only.
 pub(super) fn finest_lattice(
     at: &dyn Fn(f64, f64) -> f32,
     p: (f64, f64),
@@ -206,7 +245,8 @@ pub(super) fn finest_lattice(
 ) -> ((f64, f64), (f64, f64)) {
     let (mut p, mut q) = (p, q);
     let shortest = 0.45 * TILE as f64;
-    // Each refinement halves the cell, so two at most stay above the shortest tile.
+    let long_enough = |a: (f64, f64), b: (f64, f64)| a.0.hypot(a.1) >= shortest && b.0.hypot(b.1) >= shortest;
+    // Each refinement divides the cell by 2 or 5, so two at most stay above the shortest tile.
     for _ in 0..2 {
         let own = lattice_score(at, p, q, reach);
         if own <= 0.0 {
@@ -214,16 +254,27 @@ pub(super) fn finest_lattice(
         }
         let half = |v: (f64, f64)| (0.5 * v.0, 0.5 * v.1);
         let sum = (p.0 + q.0, p.1 + q.1);
-        let refinements = [
+        let halvings = [
             (half(p), q, half(p)),
             (p, half(q), half(q)),
             (half(sum), q, half(sum)),
-        ];
-        let best = refinements
-            .iter()
-            .filter(|(a, b, _)| a.0.hypot(a.1) >= shortest && b.0.hypot(b.1) >= shortest)
-            .map(|&(a, b, offset)| (coset_score(at, p, q, offset, reach), a, b))
-            .max_by(|x, y| x.0.total_cmp(&y.0));
+        ]
+        .into_iter()
+        .filter(|&(a, b, _)| long_enough(a, b))
+        .map(|(a, b, offset)| (coset_score(at, p, q, offset, reach), a, b));
+        // The new vector v spans the refined lattice with q (p = 5v ∓ 2q);
+        // its cosets v and 2v (the others mirror them) must both read.
+        let fifths = [2.0, -2.0]
+            .into_iter()
+            .map(|k| ((p.0 + k * q.0) / 5.0, (p.1 + k * q.1) / 5.0))
+            .map(|v| (v, reduced(v, q)))
+            .filter(|&(_, (a, b))| long_enough(a, b))
+            .map(|(v, (a, b))| {
+                let twice = (2.0 * v.0, 2.0 * v.1);
+                let score = coset_score(at, p, q, v, reach).min(coset_score(at, p, q, twice, reach));
+                (score, a, b)
+            });
+        let best = halvings.chain(fifths).max_by(|x, y| x.0.total_cmp(&y.0));
         match best {
             Some((score, a, b)) if score >= 0.5 * own => (p, q) = reduced(a, b),
             _ => break,

@@ -12,8 +12,10 @@
 //!    square lattice (a rotated and rescaled tile stays square, and the
 //!    second side's peak may be lost in the content), give the linear part
 //!    of the geometric change (scale, rotation, aspect, shear). Every point
-//!    of a lattice of every second tile is a tile repeat too, so such a
-//!    lattice can read as strongly as the tile's own: each candidate is
+//!    of a lattice of every second tile (or of every fifth: the square one
+//!    spanned by the tile vectors (2, 1) and (−1, 2), which a frame turned
+//!    and rescaled together often shows best) is a tile repeat too, so such
+//!    a lattice can read as strongly as the tile's own: each candidate is
 //!    taken to the finest lattice whose added points read as peaks, then
 //!    refined by a least-squares fit over every lattice peak in reach. An
 //!    image under 256 pixels a side (a small one, halved) is taken whole,
@@ -30,7 +32,9 @@
 //!    (small or busy images, strong downscaling): one-parameter families of
 //!    maps (scale, rotation, aspect, and scale again at the angle of a
 //!    lattice estimate: a frame turned and rescaled together often shows
-//!    its lattice's angle but not its scale) are scanned, each map *probed* by
+//!    its lattice's angle but not its scale, or the angle of a lattice of
+//!    every second or fifth tile, 45° or 26.6° off the tile's) are scanned,
+//!    each map *probed* by
 //!    folding a region around the image's most textured window through it
 //!    and correlating with the pilot. A probe has a sample budget that
 //!    grows (up to four times) on maps that shrink the image, so that it

@@ -821,7 +821,7 @@ fn same_lattice(a: (f64, f64), b: (f64, f64), p: (f64, f64), q: (f64, f64)) -> b
 }
 
 #[test]
-fn a_lattice_of_every_second_tile_is_refined_to_the_tiles_own() {
+fn a_lattice_of_every_second_or_fifth_tile_is_refined_to_the_tiles_own() {
     // The tile at ×0.75, turned by 2°: a square lattice 96 pixels a side.
     let (sin, cos) = 2f64.to_radians().sin_cos();
     let (p, q) = ((96.0 * cos, 96.0 * sin), (-96.0 * sin, 96.0 * cos));
@@ -829,7 +829,19 @@ fn a_lattice_of_every_second_tile_is_refined_to_the_tiles_own() {
     let reach = 500.0;
     let twice = |v: (f64, f64)| (2.0 * v.0, 2.0 * v.1);
     let diagonals = ((p.0 + q.0, p.1 + q.1), (p.0 - q.0, p.1 - q.1));
-    for (a, b) in [(twice(p), twice(q)), diagonals, (twice(p), q), (p, q)] {
+    // Tile vectors i·p + j·q.
+    let tiles = |i: f64, j: f64| (i * p.0 + j * q.0, i * p.1 + j * q.1);
+    let fifths = (tiles(2.0, 1.0), tiles(-1.0, 2.0));
+    let mirrored_fifths = (tiles(2.0, -1.0), tiles(1.0, 2.0));
+    for (a, b) in [
+        (twice(p), twice(q)),
+        diagonals,
+        (twice(p), q),
+        fifths,
+        mirrored_fifths,
+        (fifths.1, fifths.0),
+        (p, q),
+    ] {
         let (fine_a, fine_b) = finest_lattice(&at, a, b, reach);
         assert!(
             same_lattice(fine_a, fine_b, p, q),
@@ -840,6 +852,21 @@ fn a_lattice_of_every_second_tile_is_refined_to_the_tiles_own() {
     // its repeats hold nothing.
     let (a, b) = finest_lattice(&at, p, q, reach);
     assert!((a.0.hypot(a.1) - 96.0).abs() < 1e-6 && (b.0.hypot(b.1) - 96.0).abs() < 1e-6);
+}
+
+#[test]
+fn a_side_of_every_second_or_fifth_tile_still_gives_the_turn() {
+    // A side read as the tile's own comes first, whatever the estimates' order.
+    assert_eq!(turns(&[31.565, 3.0]), vec![3.0]);
+    // A lattice of every fifth tile, 26.57° off the tile's; of every second, 45°.
+    let close = |turns: Vec<f64>, expected: f64| turns.len() == 1 && (turns[0] - expected).abs() < 1e-3;
+    assert!(close(turns(&[31.565]), 5.0));
+    assert!(close(turns(&[-24.565]), 2.0));
+    assert!(close(turns(&[-40.0]), 5.0));
+    // An upright lattice, of the tile or of every second or fifth tile, asks for no turned search.
+    for side in [0.1, 45.0, 26.565_051_177_077_99, -26.565_051_177_077_99] {
+        assert!(turns(&[side]).is_empty(), "{side}");
+    }
 }
 
 #[test]
