@@ -303,24 +303,36 @@ impl<'a> Sampler<'a> {
         self.data.len() == self.width * self.height && self.width > 0 && self.height > 0
     }
 
-    /// [`Sampler::sample`] for a point known to lie inside `[0, w−1) × [0, h−1)`.
+    /// The bilinear sample at a point known to lie inside `[0, w−1) × [0, h−1)`.
     #[inline]
     pub(super) fn sample_inside(&self, x: f64, y: f64) -> f32 {
-        // Through u32, which converts to and from f64 in one instruction
-        // each (usize takes several); a point inside a plane fits.
-        let (x0, y0) = (x as u32, y as u32);
-        let (tx, ty) = ((x - f64::from(x0)) as f32, (y - f64::from(y0)) as f32);
-        let i = y0 as usize * self.width + x0 as usize;
+        let (column, row) = (Tap::at(x), Tap::at(y));
+        let i = row.index as usize * self.width + column.index as usize;
         match (
             self.data.get(i..i + 2),
             self.data.get(i + self.width..i + self.width + 2),
         ) {
-            (Some(&[a, b]), Some(&[c, d])) => {
-                let top = a + (b - a) * tx;
-                let bottom = c + (d - c) * tx;
-                top + (bottom - top) * ty
-            }
+            (Some(&[a, b]), Some(&[c, d])) => bilinear([a, b, c, d], column.weight, row.weight),
             _ => 0.0,
+        }
+    }
+
+    /// The two rows of the plane that samples at height `y` (inside
+    /// `[0, h−1)`) read: a row of samples at constant height then reads
+    /// them with [`Rows::sample_inside`], equal bit for bit to
+    /// [`Sampler::sample_inside`] at the same point, without recomputing
+    /// the height's index and weight for every sample.
+    #[inline]
+    pub(super) fn rows_at(&self, y: f64) -> Rows<'a> {
+        let tap = Tap::at(y);
+        let start = tap.index as usize * self.width;
+        Rows {
+            top: self.data.get(start..start + self.width).unwrap_or(&[]),
+            bottom: self
+                .data
+                .get(start + self.width..start + 2 * self.width)
+                .unwrap_or(&[]),
+            weight: tap.weight,
         }
     }
 
@@ -436,6 +448,58 @@ impl<'a> Sampler<'a> {
             });
         plane
     }
+}
+
+/// Where a bilinear sample falls along one axis: the sample before it and
+/// the weight of the one after.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tap {
+    index: u32,
+    weight: f32,
+}
+
+impl Tap {
+    /// The tap at `x`, which must lie inside the plane.
+    #[inline]
+    pub(super) fn at(x: f64) -> Self {
+        // Through u32, which converts to and from f64 in one instruction
+        // each (usize takes several); a point inside a plane fits.
+        let index = x as u32;
+        Self {
+            index,
+            weight: (x - f64::from(index)) as f32,
+        }
+    }
+}
+
+/// Two neighbouring rows of a plane and the weight of the lower, for
+/// samples along a constant height (see [`Sampler::rows_at`]).
+pub(super) struct Rows<'a> {
+    top: &'a [f32],
+    bottom: &'a [f32],
+    weight: f32,
+}
+
+impl Rows<'_> {
+    /// The bilinear sample at `column`, which must lie inside `[0, w−1)`.
+    #[inline]
+    pub(super) fn sample_inside(&self, column: Tap) -> f32 {
+        let i = column.index as usize;
+        match (self.top.get(i..i + 2), self.bottom.get(i..i + 2)) {
+            (Some(&[a, b]), Some(&[c, d])) => bilinear([a, b, c, d], column.weight, self.weight),
+            _ => 0.0,
+        }
+    }
+}
+
+/// Bilinear interpolation between `[top left, top right, bottom left,
+/// bottom right]`, horizontally first: every bilinear sample of the search
+/// is this one expression, so that its fast paths agree bit for bit.
+#[inline]
+fn bilinear([a, b, c, d]: [f32; 4], tx: f32, ty: f32) -> f32 {
+    let top = a + (b - a) * tx;
+    let bottom = c + (d - c) * tx;
+    top + (bottom - top) * ty
 }
 
 /// The four sample indices around `x` along an axis of `len > 0` samples,

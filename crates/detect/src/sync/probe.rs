@@ -7,7 +7,7 @@ use tattle_core::layout::TILE;
 use tattle_core::plane::Plane;
 
 use super::{
-    advance_wrapping, Linear, Orientation, PilotCorrelator, Sampler, CHOSEN_PER_FAMILY, COARSE_SIDE,
+    advance_wrapping, Linear, Orientation, PilotCorrelator, Sampler, Tap, CHOSEN_PER_FAMILY, COARSE_SIDE,
     FINE_BELOW, FOCUS_WINDOW, MIN_PROBE_STRENGTH, MIN_PROBE_STRENGTH_SMALL, PROBE_SIDE, REFINED_BEST,
     REFINED_PER_FAMILY, SCREENED_FRACTION, SCREEN_SIDE, TURNED_SCALES, TURNED_SCREENED_FRACTION,
     WHOLE_LATTICE_SAMPLES,
@@ -183,21 +183,69 @@ impl<'a> Probe<'a> {
         let (samples, rows) = (width.div_ceil(step), height.div_ceil(step));
         let mut tile = vec![0.0f32; side * side];
         let (dx, dy) = (linear.m[0] * step as f64, linear.m[2] * step as f64);
-        let inside = |px: f64, py: f64| px >= 0.0 && py >= 0.0 && px < (w - 1) as f64 && py < (h - 1) as f64;
+        let inside_x = |px: f64| px >= 0.0 && px < (w - 1) as f64;
+        let inside_y = |py: f64| py >= 0.0 && py < (h - 1) as f64;
+        let inside = |px: f64, py: f64| inside_x(px) && inside_y(py);
+        // Image position of canonical (0, step·j), then steps of `step` canonical pixels along u.
+        let row_start = |j: usize| {
+            let (x, y) = linear.apply(-half_u, (step * j) as f64 - half_v);
+            (x + cx, y + cy)
+        };
+        // Under a map without rotation or shear (the scale and aspect
+        // searches') every row reads the same columns, at its own constant
+        // height: the taps of the columns inside the image are found once,
+        // and each row then costs four loads and a blend a sample
+        // (filtering each image row once at the columns and blending the
+        // two filtered rows was slower). Bit for bit the general path's.
+        let columns: Option<(usize, Vec<Tap>)> = (linear.m[1] == 0.0 && dy == 0.0).then(|| {
+            // x only ever grows (or only shrinks) along a row, so the
+            // columns inside the image are one run, from `first`.
+            let (mut x, _) = row_start(0);
+            let mut first = None;
+            let mut taps = Vec::with_capacity(samples);
+            for column in 0..samples {
+                if inside_x(x) {
+                    first.get_or_insert(column);
+                    taps.push(Tap::at(x));
+                }
+                x += dx;
+            }
+            (first.unwrap_or(0), taps)
+        });
+        // The run's taps as the tile's rows take them: from the first
+        // column's place in the tile to the tile's edge, then whole tile
+        // widths.
+        let columns = columns.as_ref().map(|(first, taps)| {
+            let offset = first % side;
+            let (head, tail) = taps.split_at(taps.len().min(side.saturating_sub(offset)));
+            (offset, head, tail)
+        });
         // Rows and columns wrap around the tile every `side` samples,
         // counted with wrapping indices rather than `% side`: the compiler
         // recomputed that remainder, a division, for every sample.
         let mut tile_row = 0;
         for j in 0..rows {
-            // Image position of canonical (0, step·j), then steps of `step` canonical pixels along u.
-            let (mut x, mut y) = linear.apply(-half_u, (step * j) as f64 - half_v);
-            x += cx;
-            y += cy;
+            let (mut x, mut y) = row_start(j);
             let first = tile_row * side;
             advance_wrapping(&mut tile_row, side);
             let Some(row) = tile.get_mut(first..first + side) else {
                 continue;
             };
+            if let Some((offset, head, tail)) = columns {
+                if inside_y(y) {
+                    let rows = sampler.rows_at(y);
+                    let add = |cells: &mut [f32], taps: &[Tap]| {
+                        for (cell, &tap) in cells.iter_mut().zip(taps) {
+                            *cell += rows.sample_inside(tap);
+                        }
+                    };
+                    add(row.get_mut(offset..).unwrap_or_default(), head);
+                    for chunk in tail.chunks(side) {
+                        add(row, chunk);
+                    }
+                }
+                continue;
+            }
             let (end_x, end_y) = (x + dx * (samples - 1) as f64, y + dy * (samples - 1) as f64);
             if inside(x, y) && inside(end_x, end_y) {
                 // The row's path is a segment: inside at both ends, inside throughout.

@@ -591,11 +591,15 @@ fn folds_wrap_rows_and_columns_around_the_tile() {
     let (h, w) = residual.dim();
     let inside = |x: f64, y: f64| x >= 0.0 && y >= 0.0 && x < (w - 1) as f64 && y < (h - 1) as f64;
     // Regions inside the image and across its borders, dense and sparse
-    // (a sparse fold reads the blurred residual).
+    // (a sparse fold reads the blurred residual), under maps with and
+    // without rotation (which the fold reads row by row): the scale map's
+    // region crosses only the top and bottom borders, the aspect map's
+    // the left and right ones too.
     for (linear, size) in [
         (Linear::IDENTITY, 264usize),
         (Family::Rotation.linear(7.0), 296),
         (Family::Scale.linear(0.9f64.ln()), 360),
+        (Family::AspectX.linear(1.2f64.ln()), 380),
     ] {
         for step in [1, 2] {
             let source = if step == 1 { &residual } else { &blurred };
