@@ -233,10 +233,10 @@ impl<'a> Probe<'a> {
             };
             if let Some((offset, head, tail)) = columns {
                 if inside_y(y) {
-                    let rows = sampler.rows_at(y);
+                    let pair = sampler.rows_at(y);
                     let add = |cells: &mut [f32], taps: &[Tap]| {
                         for (cell, &tap) in cells.iter_mut().zip(taps) {
-                            *cell += rows.sample_inside(tap);
+                            *cell += pair.sample_inside(tap);
                         }
                     };
                     add(row.get_mut(offset..).unwrap_or_default(), head);
