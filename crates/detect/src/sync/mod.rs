@@ -7,7 +7,12 @@
 //! 1. **Lattice from the autocorrelation** (Kutter, "Watermarking resisting
 //!    to translation, rotation and scaling", SPIE 3528, 1998; Alattar and
 //!    Meyer, ISCAS 2003). The autocorrelation of a whitened residual of the
-//!    image peaks on the lattice of tile repeats, whatever the content. Pairs
+//!    image peaks on the lattice of tile repeats, whatever the content; it is
+//!    taken with the power spectrum half whitened (over the square root of
+//!    its local mean), so that the content's strongest frequencies do not
+//!    drown the tile's spectral lines, nor the many bins without a line
+//!    count as much as those with one (the phase transform of Knapp and
+//!    Carter, 1976, whitens fully). Pairs
 //!    of its strongest peak vectors, and each strong peak completed to a
 //!    square lattice (a rotated and rescaled tile stays square, and the
 //!    second side's peak may be lost in the content), give the linear part
