@@ -342,6 +342,35 @@ impl<'a> Sampler<'a> {
         if !self.is_well_formed() {
             return 0.0;
         }
+        // Away from the edges no tap is clamped, and each row's four taps
+        // are neighbours: read them as one slice rather than sixteen
+        // clamped and checked indices, and floor the point by truncating
+        // it (it is positive) rather than through the C library. Every
+        // turned map's reading of a whole frame samples here (8.5 million
+        // samples at 3840x2160), the same sums in the same order as
+        // [`Sampler::sample_cubic_clamped`].
+        if x >= 1.0 && y >= 1.0 && x < self.width as f64 - 2.0 && y < self.height as f64 - 2.0 {
+            let (column, row) = (x as usize, y as usize);
+            let wx = catmull_rom((x - column as f64) as f32);
+            let wy = catmull_rom((y - row as f64) as f32);
+            let corner = (row - 1) * self.width + column - 1;
+            let mut sum = 0.0;
+            for (j, wyj) in wy.iter().enumerate() {
+                let start = corner + j * self.width;
+                if let Some(&[a, b, c, d]) = self.data.get(start..start + 4) {
+                    sum += wyj * (0.0 + wx[0] * a + wx[1] * b + wx[2] * c + wx[3] * d);
+                }
+            }
+            return sum;
+        }
+        self.sample_cubic_clamped(x, y)
+    }
+
+    /// [`Sampler::sample_cubic`] anywhere, its taps clamped to the plane.
+    pub(super) fn sample_cubic_clamped(&self, x: f64, y: f64) -> f32 {
+        if !self.is_well_formed() {
+            return 0.0;
+        }
         let (columns, wx) = cubic_taps(x, self.width);
         let (rows, wy) = cubic_taps(y, self.height);
         let mut sum = 0.0;

@@ -714,11 +714,17 @@ fn a_grid_between_pixels_is_put_back_on_them() {
     assert!(peak(&back) > peak(&moved), "{} {}", peak(&back), peak(&moved));
 }
 
+/// A 37x53 plane of values without structure: every sample differs from
+/// its neighbours, so that a tap read from the wrong place shows.
+fn scrambled_plane() -> Plane {
+    Plane::from_shape_fn((37, 53), |(y, x)| {
+        ((x * 7919 + y * 104_729) % 251) as f32 / 7.0 - 11.0
+    })
+}
+
 #[test]
 fn axis_aligned_resampling_matches_the_pointwise_one_bit_for_bit() {
-    let source = Plane::from_shape_fn((37, 53), |(y, x)| {
-        ((x * 7919 + y * 104_729) % 251) as f32 / 7.0 - 11.0
-    });
+    let source = scrambled_plane();
     let standard = source.as_standard_layout();
     let sampler = Sampler::new(&standard);
     // Enlarging, shrinking and stretching maps whose rows start outside
@@ -734,6 +740,40 @@ fn axis_aligned_resampling_matches_the_pointwise_one_bit_for_bit() {
         let bits = |p: &Plane| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&pointwise), bits(&separable), "{size:?} step {x_step}");
     }
+}
+
+#[test]
+fn cubic_samples_inside_equal_the_clamped_ones_bit_for_bit() {
+    let source = scrambled_plane();
+    let standard = source.as_standard_layout();
+    let sampler = Sampler::new(&standard);
+    // A turned walk from outside the plane, across it and out again, so
+    // that points fall on both sides of every edge of the fast path's
+    // region, and on whole-pixel positions.
+    let agree = |x: f64, y: f64| {
+        let (fast, clamped) = (sampler.sample_cubic(x, y), sampler.sample_cubic_clamped(x, y));
+        assert_eq!(fast.to_bits(), clamped.to_bits(), "at ({x}, {y})");
+    };
+    let (sin, cos) = 0.37f64.sin_cos();
+    let mut inside = 0;
+    for v in -20..80 {
+        for u in -20..90 {
+            let (u, v) = (f64::from(u) * 0.7, f64::from(v) * 0.55);
+            let (x, y) = (u * cos - v * sin + 6.0, u * sin + v * cos - 9.0);
+            agree(x, y);
+            inside += usize::from(x >= 1.0 && y >= 1.0 && x < 51.0 && y < 35.0);
+        }
+    }
+    for (x, y) in [
+        (1.0, 1.0),
+        (50.999, 34.999),
+        (51.0, 35.0),
+        (0.999, 20.0),
+        (25.0, 34.0),
+    ] {
+        agree(x, y);
+    }
+    assert!(inside > 1000, "only {inside} points took the fast path");
 }
 
 #[test]
@@ -943,9 +983,10 @@ fn a_turned_lattice_turns_the_scale_search() {
 #[test]
 fn a_strong_periodic_texture_does_not_hide_the_lattice() {
     // Two stripe patterns (a fence, a brick wall) ten times the mark's
-    // amplitude, with periods inside the range of tile sizes: in the plain
-    // autocorrelation their peaks outscore the tile's; the flattened
-    // spectrum keeps their lines from drowning the tile's.
+    // amplitude, with periods inside the range of tile sizes. From the
+    // plain power spectrum the first lattice estimate is a wrong one
+    // (upright, x1.10); the flattened spectrum keeps the stripes' lines
+    // from drowning the tile's.
     let (marked, truth) = turned_tile_plane(512, 512, 0.75, 3.0);
     let stripes = |x: f64, y: f64, period: f64, degrees: f64| {
         let (sin, cos) = degrees.to_radians().sin_cos();
