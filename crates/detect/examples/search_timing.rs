@@ -1,10 +1,11 @@
 //! Times detection with the full geometric search on an image:
 //! `cargo run --release -p tattle-detect --example search_timing -- IMAGE [WIDTH HEIGHT [RUNS [ATTACK]]]`
 //! (RUNS: 5 by default; the median and the fastest are printed). Without
-//! ATTACK the image is read unmarked, the search's worst case (every
-//! candidate read); with it (a chain as in `tattle bench`, e.g. `rotate+5`)
-//! the image is marked with the key `[3; 32]` and attacked first, and the
-//! mark must be found. Under `valgrind --tool=callgrind`, the difference
+//! ATTACK the image is read unmarked (every candidate read, and nothing
+//! found); with it (a chain as in `tattle bench`, e.g. `rotate+5`) the
+//! image is marked with the key `[3; 32]` and attacked first, and the mark
+//! must be found. Marked frames turned or seen in perspective take longer
+//! than unmarked ones (docs/BENCHMARKS.md, session 52). Under `valgrind --tool=callgrind`, the difference
 //! between RUNS 2 and 1 is the instruction count of one detection, which
 //! does not depend on how busy the machine is.
 
