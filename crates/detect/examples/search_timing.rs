@@ -4,8 +4,9 @@
 //! ATTACK the image is read unmarked (every candidate read, and nothing
 //! found); with it (a chain as in `tattle bench`, e.g. `rotate+5`) the
 //! image is marked with the key `[3; 32]` and attacked first, and the mark
-//! must be found. Marked frames turned or seen in perspective take longer
-//! than unmarked ones (docs/BENCHMARKS.md, session 52). Under `valgrind --tool=callgrind`, the difference
+//! must be found (a mark read early takes less time than an unmarked
+//! frame's whole search: docs/BENCHMARKS.md, session 53). Under
+//! `valgrind --tool=callgrind`, the difference
 //! between RUNS 2 and 1 is the instruction count of one detection, which
 //! does not depend on how busy the machine is.
 

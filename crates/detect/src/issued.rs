@@ -125,7 +125,7 @@ impl Detector {
             self.reader(candidate.recipient)?;
         }
         let payloads_log10 = (issued.len().max(1) as f64).log10();
-        let readings: Vec<&Reading> = std::iter::once(reading).chain(&reading.others).collect();
+        let readings: Vec<&Reading> = reading.all().collect();
         // Each reading is tested within its own share of the threshold, and
         // the shares of all the readings a search can make sum to at most 1.
         debug_assert!(

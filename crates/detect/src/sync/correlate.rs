@@ -95,7 +95,7 @@ struct SampledPilot {
 }
 
 /// The best tile shift for one orientation and its strength.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ShiftPeak {
     /// Pixel of the oriented plane where a tile starts.
     pub origin: (usize, usize),
