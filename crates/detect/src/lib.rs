@@ -735,8 +735,9 @@ impl Detector {
     /// The identity, the likely maps and the lattice's maps are tried
     /// first, in that order. As soon as the strongest of their alignments
     /// so far reads at least [`FIRST_READING_PILOT`], it is read as the
-    /// search's first alignment (when a lattice's map gave it upright, that
-    /// map is made exact first, as a brute-force map is), and a payload it
+    /// search's first alignment (a lattice's map under which the mark
+    /// already stands out upright was made exact, as a brute-force map is:
+    /// [`MapTrial::Lattice`]), and a payload it
     /// gives ends the search before the brute-force families are searched:
     /// the costlier half of the search, which a frame whose lattice shows,
     /// or a keystoned one (found by its identity's perspective), does not
@@ -777,10 +778,6 @@ impl Detector {
         let mut rebuilt = None;
         let mut first = None;
         for trial in first_maps {
-            let lattice = match trial {
-                MapTrial::Lattice(linear) => Some(linear),
-                _ => None,
-            };
             self.try_map(luma, window, trial, &mut tried);
             if first.is_some() {
                 continue;
@@ -788,15 +785,6 @@ impl Detector {
             first = tried
                 .strongest_shift()
                 .filter(|shift| shift.peak.strength >= FIRST_READING_PILOT);
-            // Only the map just tried can have lifted the strongest past the
-            // bar: when it is a lattice's, upright, it is made exact first.
-            if let (Some(shift), Some(linear)) = (first, lattice) {
-                if shift.orientation == sync::Orientation::default() {
-                    tried.forget_last();
-                    self.try_map(luma, window, MapTrial::Marked(linear), &mut tried);
-                    first = tried.strongest_shift();
-                }
-            }
             if let Some(shift) = first {
                 let candidate = self.read_alignment(luma, window, &tried, shift, 1, &mut rebuilt);
                 if candidate.as_ref().is_some_and(|c| c.detection.payload.is_some()) {
@@ -846,19 +834,25 @@ impl Detector {
         let mask = &self.options.mask;
         let is_unchanged = matches!(trial, MapTrial::Unchanged(..));
         let all_orientations = !matches!(trial, MapTrial::Searched(_));
-        let made_exact = matches!(trial, MapTrial::Searched(_) | MapTrial::Marked(_));
+        let searched = matches!(trial, MapTrial::Searched(_));
         let (canonical, canonical_weights, whitened) = match trial {
             MapTrial::Unchanged(weights, residual) => {
                 (sync::Canonical::identity(luma, window), weights, residual)
             }
-            MapTrial::Lattice(linear) | MapTrial::Searched(linear) | MapTrial::Marked(linear) => {
+            MapTrial::Lattice(linear) | MapTrial::Searched(linear) => {
                 let Some(c) = sync::Canonical::resample(luma, window, linear) else {
                     return;
                 };
                 let sync::Whitened { weights, residual } = sync::Whitened::of(&c.plane, mask);
-                // A brute-force map is only as exact as its grid: make it
-                // exact from the plane it gives, and undo that instead (its
-                // planes freed first, so that only one map's are held).
+                // A brute-force map is only as exact as its grid, and a
+                // lattice's as its autocorrelation's peaks: make it exact
+                // from the plane it gives, and undo that instead (its
+                // planes freed first, so that only one map's are held). A
+                // lattice's map is worth it only where the mark already
+                // shows under it, and then it is done here, so that the map
+                // is not tried twice.
+                let made_exact = searched
+                    || self.correlator.best_shift(&sync::fold(&residual)).strength >= FIRST_READING_PILOT;
                 let exact = made_exact
                     .then(|| sync::refine_by_drift(&residual, &self.correlator, linear))
                     .flatten();
@@ -1306,19 +1300,17 @@ enum MapTrial {
     /// for.
     Unchanged(Plane, Plane),
     /// A map the tile lattice's autocorrelation gave: read in every
-    /// orientation.
+    /// orientation. When the mark already stands out upright under it (the
+    /// pilot at [`FIRST_READING_PILOT`] or more, which noise does not
+    /// reach), it is made exact as a searched map is: the lattice's
+    /// estimate is not (a frame turned 5° read 2.9 raw bit errors in 288
+    /// under its refined family map, 5.2 under the lattice's).
     Lattice(sync::Linear),
     /// A map a brute-force family or the likely maps gave, only as exact
     /// as its grid: made exact from the plane it gives
     /// (`sync::refine_by_drift`), its tile grid put on whole pixels
     /// (`sync::grid_offset`), and read upright.
     Searched(sync::Linear),
-    /// A lattice's map under which the mark already stands out upright,
-    /// about to be read first: made exact as a searched map is (the
-    /// lattice's estimate is not: a frame turned 5° read 2.9 raw bit errors
-    /// in 288 under its refined family map, 5.2 under the lattice's), and
-    /// read in every orientation as the lattice's maps are.
-    Marked(sync::Linear),
 }
 
 /// The maps the geometric search has tried, in order, the pixels of the
@@ -1340,18 +1332,6 @@ impl TriedMaps<'_> {
                 _ => Some(shift),
             })
             .copied()
-    }
-
-    /// Forgets the last map tried, to be tried again otherwise.
-    fn forget_last(&mut self) {
-        let Some(last) = self.maps.pop() else {
-            return;
-        };
-        if let Some((_, weights)) = &last.kept {
-            self.kept_pixels = self.kept_pixels.saturating_sub(weights.len());
-        }
-        let index = self.maps.len();
-        self.shifts.retain(|shift| shift.map != index);
     }
 }
 
