@@ -327,6 +327,34 @@ fn an_image_already_stamped_is_refused_unless_forced() {
 }
 
 #[test]
+fn detect_on_a_stamped_delivery_points_to_trace() {
+    let (dir, studio) = studio();
+    let out = dir.path().join("acme");
+    ok(stamp(
+        &studio,
+        "Acme VFX",
+        &samples().join("photo_kodim23.png"),
+        &out,
+        &[],
+    ));
+    let stamped = out.join("photo_kodim23.png");
+    let stamped = stamped.to_str().unwrap();
+    // The studio key finds the pilot, but the payload is keyed to the vendor.
+    let o = ok(tattle(&studio, &["detect", "--key", "tattle.key", stamped]));
+    let line = text(&o.stdout);
+    assert!(
+        line.contains("marked, payload unreadable") && line.contains("`tattle trace` reads"),
+        "{line}"
+    );
+    let o = ok(tattle(&studio, &["trace", stamped]));
+    assert!(
+        text(&o.stdout).contains("vendor \"Acme VFX\""),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
 fn concurrent_stamp_processes_lose_and_duplicate_nothing() {
     let (dir, studio) = studio();
     const PROCESSES: usize = 4;

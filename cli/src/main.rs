@@ -359,7 +359,14 @@ fn describe(path: &str, d: &Detection, matched: Option<&IssuedMatch>) -> String 
             report::format_probability(m.false_positive_log10),
             report::describe_contest(m, "the listed payloads"),
         ),
-        (true, None, None) => format!("{path}: marked, payload unreadable ({odds}){recovery}"),
+        // `detect` reads the studio-wide channel of `embed`; a delivery of
+        // `stamp` shows its pilot here but carries its vendor's payload, so
+        // the commonest cause of this line on an intact file is the wrong
+        // command.
+        (true, None, None) => format!(
+            "{path}: marked, payload unreadable ({odds}){recovery}; a delivery of `tattle stamp` carries its \
+             vendor's payload, which `tattle trace` reads in the studio"
+        ),
         (false, _, _) => format!("{path}: no mark found ({odds})"),
     }
 }
