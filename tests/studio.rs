@@ -155,6 +155,15 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
     assert!(trace["detection"]["false_positive_probability"].as_f64().unwrap() < 1e-9);
     let scale = trace["detection"]["geometry"]["scale_x"].as_f64().unwrap();
     assert!((scale - 0.8).abs() < 0.01, "{scale}");
+    // The leak shows the delivered asset, cut at (90, 40).
+    let content = &trace["content"];
+    assert_eq!(content["status"], "compared", "{content}");
+    assert_eq!(content["found"]["shows_original"], true, "{content}");
+    let at = |axis: &str| content["found"][axis].as_f64().unwrap();
+    assert!(
+        (at("offset_x") - 90.0).abs() <= 3.0 && (at("offset_y") - 40.0).abs() <= 3.0,
+        "{content}"
+    );
     assert_eq!(image::image_dimensions(&heat).unwrap(), (576, 360));
 
     // Text output names vendor and asset; an unmarked image is "no mark".
@@ -305,14 +314,21 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-#[test]
-fn an_image_already_stamped_is_refused_unless_forced() {
+/// A studio, and `frame.png` (made with `seed`) stamped for Acme VFX into
+/// `first/`: the directory, the studio, the source and the stamped file.
+fn frame_stamped_for_acme(seed: u32) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let (dir, studio) = studio();
     let source = dir.path().join("frame.png");
-    frame(&source, 7);
+    frame(&source, seed);
     let first = dir.path().join("first");
     ok(stamp(&studio, "Acme VFX", &source, &first, &[]));
     let stamped = first.join("frame.png");
+    (dir, studio, source, stamped)
+}
+
+#[test]
+fn an_image_already_stamped_is_refused_unless_forced() {
+    let (dir, studio, _, stamped) = frame_stamped_for_acme(7);
     let second = dir.path().join("second");
     let o = stamp(&studio, "Bolt Paint", &stamped, &second, &[]);
     assert_eq!(o.status.code(), Some(1));
@@ -352,6 +368,80 @@ fn detect_on_a_stamped_delivery_points_to_trace() {
         "{}",
         text(&o.stdout)
     );
+}
+
+#[test]
+fn a_mark_copied_onto_another_picture_is_flagged() {
+    let (dir, studio) = studio();
+    let source = samples().join("photo_kodim23.png");
+    let out = dir.path().join("acme");
+    ok(stamp(&studio, "Acme VFX", &source, &out, &[]));
+    let stamped = out.join("photo_kodim23.png");
+
+    // The copy attack with a perfect estimate of the mark (the stamped
+    // file minus its source), added to another picture of the same size.
+    let marked = image::open(&stamped).unwrap().to_rgb8();
+    let original = image::open(&source).unwrap().to_rgb8();
+    let other = image::open(samples().join("film3d_bbb_splash.png"))
+        .unwrap()
+        .crop_imm(100, 20, 768, 512)
+        .to_rgb8();
+    let forged = image::RgbImage::from_fn(768, 512, |x, y| {
+        let (m, o, t) = (
+            marked.get_pixel(x, y),
+            original.get_pixel(x, y),
+            other.get_pixel(x, y),
+        );
+        image::Rgb(std::array::from_fn(|c| {
+            (i32::from(t[c]) + i32::from(m[c]) - i32::from(o[c])).clamp(0, 255) as u8
+        }))
+    });
+    let forged_path = dir.path().join("forged.png");
+    forged.save(&forged_path).unwrap();
+    let trace = |path: &Path| {
+        json_lines(&ok(tattle(&studio, &["trace", "--json", path.to_str().unwrap()])))[0].clone()
+    };
+
+    // The mark reads, and names the delivery; the picture is not it.
+    let found = trace(&forged_path);
+    assert_eq!(found["verdict"], "attributed", "{found}");
+    assert_eq!(found["content"]["status"], "compared", "{found}");
+    assert_eq!(found["content"]["file"], stamped.to_str().unwrap());
+    assert_eq!(found["content"]["found"]["shows_original"], false, "{found}");
+    assert!(
+        found["content"]["found"]["correlation"].as_f64().unwrap() < 0.2,
+        "{found}"
+    );
+    let line = text(&ok(tattle(&studio, &["trace", forged_path.to_str().unwrap()])).stdout);
+    assert!(
+        line.contains("WARNING: the image does not show the asset"),
+        "{line}"
+    );
+
+    // The delivered file itself shows it. Once deleted, the source stands in.
+    let leak = dir.path().join("leak.png");
+    std::fs::copy(&stamped, &leak).unwrap();
+    assert_eq!(trace(&leak)["content"]["found"]["shows_original"], true);
+    std::fs::remove_file(&stamped).unwrap();
+    let found = trace(&leak);
+    let source = source.canonicalize().unwrap();
+    assert_eq!(found["content"]["file"], source.to_str().unwrap(), "{found}");
+    assert_eq!(found["content"]["found"]["shows_original"], true, "{found}");
+}
+
+#[test]
+fn without_the_delivered_file_or_its_source_the_content_is_not_compared() {
+    let (dir, studio, source, stamped) = frame_stamped_for_acme(3);
+    let leak = dir.path().join("leak.png");
+    std::fs::rename(stamped, &leak).unwrap();
+    // The source changed since it was stamped: it is not what was delivered.
+    frame(&source, 4);
+    let o = ok(tattle(&studio, &["trace", "--json", leak.to_str().unwrap()]));
+    let found = &json_lines(&o)[0];
+    assert_eq!(found["verdict"], "attributed", "{found}");
+    assert_eq!(found["content"]["status"], "unavailable", "{found}");
+    let line = text(&ok(tattle(&studio, &["trace", leak.to_str().unwrap()])).stdout);
+    assert!(line.contains("content not compared"), "{line}");
 }
 
 #[test]

@@ -6,8 +6,15 @@ pub fn format_probability(log10: f64) -> String {
     if log10 >= -3.0 {
         format!("{:.3}", 10f64.powf(log10))
     } else {
-        let exponent = log10.floor();
-        let mantissa = 10f64.powf(log10 - exponent);
+        // Rounded to one decimal first, so that a mantissa of 9.96 reads
+        // 1.0e(n+1), not 10.0en.
+        let rounded = log10.floor();
+        let mantissa = (10f64.powf(log10 - rounded) * 10.0).round() / 10.0;
+        let (mantissa, exponent) = if mantissa >= 10.0 {
+            (mantissa / 10.0, rounded + 1.0)
+        } else {
+            (mantissa, rounded)
+        };
         format!("{mantissa:.1}e{exponent}")
     }
 }
@@ -188,6 +195,8 @@ mod tests {
         assert_eq!(cropped(127.6, 127.5), "");
         assert_eq!(cropped(0.3, 127.7), "");
         assert_eq!(format_probability(-12.3), "5.0e-13");
+        // 10^-27.0017 is 9.96e-28: one decimal rounds it to 1.0e-27.
+        assert_eq!(format_probability(-27.0017), "1.0e-27");
         assert_eq!(format_probability(-3.5), "3.2e-4");
         assert_eq!(format_probability(-2.0), "0.010");
         assert_eq!(format_probability(0.0), "1.000");

@@ -87,6 +87,7 @@ use tattle_core::plane::{luma, LumaSource, Plane, BAND_ROWS};
 use tattle_core::stats::{log10_tail_bound, normalised_correlation};
 use tattle_core::{code, Error};
 
+pub mod content;
 pub mod heatmap;
 mod issued;
 pub mod restore;
@@ -95,6 +96,7 @@ pub mod sync;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+pub use content::{compare_content, ContentMatch};
 pub use heatmap::Heatmap;
 pub use issued::{Issued, IssuedMatch, PayloadEvidence, RunnerUp};
 pub use sync::Geometry;

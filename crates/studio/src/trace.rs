@@ -20,14 +20,24 @@
 //! in a copy averaged from several vendors' (collusion): the decoder
 //! reads one payload at most, the comparison names every vendor whose
 //! issued payload the mark matches.
+//!
+//! A mark names a delivery; it does not prove that the image is that
+//! delivery, since a mark can be estimated from one image and copied onto
+//! another without the key (the copy attack). So an attributed or matched
+//! image is also compared with the file the ledger says was delivered
+//! ([`tattle_detect::compare_content`]), or with its source when the
+//! delivered file is gone: a leak of the asset shows the asset.
 
 use image::{DynamicImage, Rgb, RgbImage};
 use serde::Serialize;
 use tattle_core::plane::luma;
 use tattle_core::{Payload, Recipient};
-use tattle_detect::{DetectOptions, Detection, Detector, Heatmap, Issued, IssuedMatch};
+use tattle_detect::{
+    compare_content, ContentMatch, DetectOptions, Detection, Detector, Heatmap, Issued, IssuedMatch,
+};
 
 use crate::error::{Error, Result};
+use crate::files::load_image_hashed;
 use crate::ledger::{split_payload, Issuance, Ledger, Vendor};
 use crate::workspace::Studio;
 
@@ -83,9 +93,36 @@ pub struct Trace {
     /// sharpening are those of the reading the match rests on: where the
     /// mark was found, which the blind detection alone does not report.
     pub detection: Detection,
+    /// Whether the image shows the asset its mark names: for attributed and
+    /// matched verdicts, `None` otherwise.
+    pub content: Option<ContentCheck>,
     /// Where the mark was found, when asked for and detected.
     #[serde(skip)]
     pub heatmap: Option<Heatmap>,
+}
+
+/// What comparing a traced image with the asset its mark names found (see
+/// the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ContentCheck {
+    /// Compared with `file`, the file as delivered or, when that is gone or
+    /// changed, the source it was stamped from.
+    Compared {
+        /// The file compared with.
+        file: String,
+        /// What the comparison found.
+        found: ContentMatch,
+    },
+    /// The image and the asset overlap in too little, under the geometry
+    /// the mark gave, to compare them.
+    TooLittleOverlap {
+        /// The file compared with.
+        file: String,
+    },
+    /// Neither the delivered file nor the source is where the ledger
+    /// recorded it with the content it recorded: nothing to compare with.
+    Unavailable,
 }
 
 impl Trace {
@@ -169,9 +206,17 @@ impl<'a> Tracer<'a> {
                 }
             }
         };
+        let content = match &verdict {
+            Verdict::Attributed { issuance, .. } | Verdict::Matched { issuance, .. } => detection
+                .geometry
+                .as_ref()
+                .map(|geometry| check_content(image, issuance, geometry)),
+            _ => None,
+        };
         Ok(Trace {
             verdict,
             detection,
+            content,
             heatmap: map,
         })
     }
@@ -227,6 +272,35 @@ impl<'a> Tracer<'a> {
             issuance: Box::new(issuance),
             also,
         })
+    }
+}
+
+/// Compares `image` with the asset `issuance` records, under the geometry
+/// its mark was read at: with the delivered file if it is still as
+/// delivered, else with the source if that is still as stamped.
+fn check_content(
+    image: &DynamicImage,
+    issuance: &Issuance,
+    geometry: &tattle_detect::Geometry,
+) -> ContentCheck {
+    let candidates = [
+        (&issuance.output_path, issuance.output_sha256.as_deref()),
+        (&issuance.source_path, Some(issuance.source_sha256.as_str())),
+    ];
+    // A file that cannot be read, or no longer holds what the ledger
+    // recorded, is passed over: comparing with other content would be
+    // evidence of nothing.
+    let asset = candidates.into_iter().find_map(|(path, recorded)| {
+        let (sha256, asset) = load_image_hashed(std::path::Path::new(path)).ok()?;
+        (Some(sha256.as_str()) == recorded).then_some((path, asset))
+    });
+    let Some((path, asset)) = asset else {
+        return ContentCheck::Unavailable;
+    };
+    let file = path.clone();
+    match compare_content(&luma(&asset), &luma(image), geometry) {
+        Some(found) => ContentCheck::Compared { file, found },
+        None => ContentCheck::TooLittleOverlap { file },
     }
 }
 

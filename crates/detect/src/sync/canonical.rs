@@ -272,7 +272,7 @@ fn rows_in_parallel(
 }
 
 /// Bilinear sampling of a standard-layout plane, clamped at the borders.
-pub(super) struct Sampler<'a> {
+pub(crate) struct Sampler<'a> {
     data: &'a [f32],
     width: usize,
     height: usize,
@@ -288,7 +288,7 @@ pub(super) fn advance_wrapping(index: &mut usize, period: usize) {
 }
 
 impl<'a> Sampler<'a> {
-    pub(super) fn new(plane: &'a ndarray::ArrayBase<ndarray::CowRepr<'a, f32>, ndarray::Ix2>) -> Self {
+    pub(crate) fn new(plane: &'a ndarray::ArrayBase<ndarray::CowRepr<'a, f32>, ndarray::Ix2>) -> Self {
         let (height, width) = plane.dim();
         Self {
             data: plane.as_slice().unwrap_or(&[]),
@@ -305,7 +305,7 @@ impl<'a> Sampler<'a> {
 
     /// The bilinear sample at a point known to lie inside `[0, w−1) × [0, h−1)`.
     #[inline]
-    pub(super) fn sample_inside(&self, x: f64, y: f64) -> f32 {
+    pub(crate) fn sample_inside(&self, x: f64, y: f64) -> f32 {
         let (column, row) = (Tap::at(x), Tap::at(y));
         let i = row.index as usize * self.width + column.index as usize;
         match (
