@@ -56,6 +56,16 @@ fn sample(name: &str) -> String {
     samples().join(name).to_string_lossy().into_owned()
 }
 
+/// A workspace where the sample photo (whose path is returned) is marked
+/// with payload `00c0ffee12345678` as `m.png`.
+fn marked_photo() -> (tempfile::TempDir, String) {
+    let dir = workspace();
+    let input = sample("photo_kodim23.png");
+    let o = embed(dir.path(), "00c0ffee12345678", &input, "m.png");
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, input)
+}
+
 #[test]
 fn keygen_writes_a_private_key_and_never_overwrites() {
     let dir = workspace();
@@ -80,10 +90,7 @@ fn keygen_writes_a_private_key_and_never_overwrites() {
 
 #[test]
 fn embed_then_detect_reads_the_payload_and_json_is_complete() {
-    let dir = workspace();
-    let input = sample("photo_kodim23.png");
-    let o = embed(dir.path(), "00c0ffee12345678", &input, "m.png");
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (dir, input) = marked_photo();
     let o = run(&["detect", "--key", "k.key", "m.png"], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("payload 00c0ffee12345678"), "{}", stdout(&o));
@@ -108,6 +115,59 @@ fn embed_then_detect_reads_the_payload_and_json_is_complete() {
     assert_eq!(clean["detected"], false);
     assert!(clean["payload"].is_null());
     assert!(clean["false_positive_probability"].as_f64().unwrap() > 1e-9);
+}
+
+#[test]
+fn detect_with_the_original_says_whether_the_image_shows_it() {
+    let (dir, input) = marked_photo();
+    // A crop of the marked picture shows it, cut at (100, 60).
+    image::open(dir.path().join("m.png"))
+        .unwrap()
+        .crop_imm(100, 60, 512, 384)
+        .save(dir.path().join("crop.png"))
+        .unwrap();
+    let other = sample("film3d_bbb_splash.png");
+    let detect = |original: &str| {
+        let o = run(
+            &[
+                "detect",
+                "--key",
+                "k.key",
+                "--json",
+                "--original",
+                original,
+                "crop.png",
+            ],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let found = detect(&input);
+    let content = &found["content"];
+    assert_eq!(content["status"], "compared", "{found}");
+    assert_eq!(content["found"]["shows_original"], true, "{found}");
+    assert!(
+        (content["found"]["offset_x"].as_f64().unwrap() - 100.0).abs() <= 2.0,
+        "{found}"
+    );
+    assert!(
+        (content["found"]["offset_y"].as_f64().unwrap() - 60.0).abs() <= 2.0,
+        "{found}"
+    );
+    // Named the wrong original, the same mark reads but the picture is not it.
+    let found = detect(&other);
+    assert_eq!(found["payload"], "00c0ffee12345678");
+    assert_eq!(found["content"]["found"]["shows_original"], false, "{found}");
+    let o = run(
+        &["detect", "--key", "k.key", "--original", &other, "crop.png"],
+        dir.path(),
+    );
+    assert!(
+        stdout(&o).contains("WARNING: the image does not show the asset"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -639,17 +699,15 @@ fn detect_matches_a_listed_payload_when_none_can_be_read_blind() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.txt line 2"), "{}", stderr(&o));
     assert!(stdout(&o).is_empty());
-    let o = run(
-        &[
-            "detect",
-            "--key",
-            "k.key",
-            "--payloads",
-            "missing.txt",
-            "leak.jpg",
-        ],
-        dir.path(),
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+    // A payload list or an original that cannot be read is an error naming
+    // it, before any input is examined.
+    for (option, missing) in [("--payloads", "missing.txt"), ("--original", "missing.png")] {
+        let o = run(
+            &["detect", "--key", "k.key", option, missing, "leak.jpg"],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(missing), "{}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
 }

@@ -11,10 +11,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
+use tattle_core::plane::luma;
 use tattle_core::{Key, Payload, Recipient};
 use tattle_detect::{DetectOptions, Detection, Issued, IssuedMatch};
 use tattle_embed::EmbedOptions;
 use tattle_studio::files;
+use tattle_studio::trace::ContentCheck;
 use tattle_studio::warm::WarmWorkers;
 
 // Marking allocates a few image-sized planes per frame; mimalloc keeps and
@@ -86,6 +88,13 @@ enum Command {
         /// trace` does this with the ledger for `tattle stamp`'s vendors.)
         #[arg(long, value_name = "FILE")]
         payloads: Option<PathBuf>,
+        /// The picture that was marked (or its source). Every input whose
+        /// mark is found is also compared with it, to check that the input
+        /// shows that picture: a mark can be copied onto another picture
+        /// without the key. (`tattle trace` compares with the delivered
+        /// file by itself.)
+        #[arg(long, value_name = "FILE")]
+        original: Option<PathBuf>,
     },
     /// Create a studio workspace: tattle.toml, a new secret key and an empty ledger.
     Init {
@@ -161,7 +170,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             threshold,
             payloads,
-        } => detect(&key, &inputs, json, threshold, payloads.as_deref()),
+            original,
+        } => detect(
+            &key,
+            &inputs,
+            DetectArgs {
+                json,
+                threshold,
+                payloads: payloads.as_deref(),
+                original: original.as_deref(),
+            },
+        ),
         Command::Init { dir, name } => studio::init(&dir, name),
         Command::Vendor { command } => studio::vendor(&cli.studio, command),
         Command::Stamp(args) => studio::stamp(&cli.studio, args),
@@ -247,6 +266,9 @@ struct DetectRecord<'a> {
     /// The listed payload the mark matches, when none was read blind.
     #[serde(skip_serializing_if = "Option::is_none")]
     matched: Option<&'a IssuedMatch>,
+    /// With `--original`, whether the image shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a ContentCheck>,
 }
 
 /// Reads `--payloads`: one payload per line, blank lines and `#` comments
@@ -271,15 +293,26 @@ fn read_payloads(path: &Path) -> Result<Vec<Issued>> {
         .collect()
 }
 
-fn detect(
-    key_path: &Path,
-    inputs: &[PathBuf],
+/// `tattle detect`'s options beyond its key and inputs.
+struct DetectArgs<'a> {
     json: bool,
     threshold: f64,
-    payloads: Option<&Path>,
-) -> Result<ExitCode> {
+    payloads: Option<&'a Path>,
+    original: Option<&'a Path>,
+}
+
+fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitCode> {
+    let DetectArgs {
+        json,
+        threshold,
+        payloads,
+        original,
+    } = args;
     let key = load_key(key_path)?;
     let issued = payloads.map(read_payloads).transpose()?.unwrap_or_default();
+    let original = original
+        .map(|path| anyhow::Ok((path.display().to_string(), luma(&files::load_image(path)?))))
+        .transpose()?;
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
     let mut all_found = true;
     let mut failed = false;
@@ -296,9 +329,14 @@ fn detect(
                 if let Some(matched) = &matched {
                     detection.locate_by(matched);
                 }
-                Ok((detection, matched, sha256))
+                let found = detection.detected || matched.is_some();
+                let content = original.as_ref().filter(|_| found).and_then(|(file, asset)| {
+                    let geometry = detection.geometry.as_ref()?;
+                    Some(ContentCheck::compare(file, asset, &luma(&img), geometry))
+                });
+                Ok((detection, matched, sha256, content))
             });
-        let (detection, matched, sha256) = match result {
+        let (detection, matched, sha256, content) = match result {
             Ok(found) => found,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
@@ -314,9 +352,10 @@ fn detect(
                 sha256: &sha256,
                 detection: &detection,
                 matched: matched.as_ref(),
+                content: content.as_ref(),
             })?
         } else {
-            describe(&path, &detection, matched.as_ref())
+            describe(&path, &detection, matched.as_ref()) + &report::describe_content(content.as_ref())
         };
         if !print_line(&line) {
             return Ok(ExitCode::SUCCESS);

@@ -1,5 +1,7 @@
 //! How verdicts are written for people.
 
+use tattle_studio::trace::ContentCheck;
+
 /// A probability given as its base-10 logarithm, readably.
 pub fn format_probability(log10: f64) -> String {
     // Three decimals down to 0.001; below, 0.000 would say nothing.
@@ -116,6 +118,28 @@ pub fn progress_bar(len: usize, what: &str, hidden: bool) -> indicatif::Progress
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar
+}
+
+/// Whether the image shows the asset its mark names.
+pub fn describe_content(content: Option<&ContentCheck>) -> String {
+    match content {
+        Some(ContentCheck::Compared { file, found }) if found.shows_original => format!(
+            "; the image shows the asset: its detail correlates {:.2} with {file}'s, its top-left corner at ({:.0}, {:.0}) there",
+            found.correlation, found.offset_x, found.offset_y
+        ),
+        Some(ContentCheck::Compared { file, found }) => format!(
+            "; WARNING: the image does not show the asset (its detail correlates {:.2} with {file}'s): the mark may \
+             have been copied onto another picture; compare the two before relying on this",
+            found.correlation
+        ),
+        Some(ContentCheck::TooLittleOverlap { file }) => {
+            format!("; the image overlaps {file} too little to compare their content")
+        }
+        Some(ContentCheck::Unavailable) => {
+            "; the delivered file and its source are gone or changed since delivery: content not compared".to_owned()
+        }
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]

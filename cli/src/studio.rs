@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tattle_studio::audit::{self, Export, FileCheck};
 use tattle_studio::stamp::{plan, StampOptions, Stamped, Stamper};
-use tattle_studio::trace::{render_heatmap, ContentCheck, Trace, Tracer, Verdict};
+use tattle_studio::trace::{render_heatmap, Trace, Tracer, Verdict};
 use tattle_studio::warm::WarmWorkers;
 use tattle_studio::{files, Studio};
 
@@ -353,7 +353,7 @@ fn describe_trace(path: &str, trace: &Trace) -> String {
             vendor.id,
             describe_issuance(issuance),
             describe_also(also),
-            describe_content(trace.content.as_ref()),
+            report::describe_content(trace.content.as_ref()),
         ),
         Verdict::Matched {
             vendor,
@@ -372,31 +372,9 @@ fn describe_trace(path: &str, trace: &Trace) -> String {
                 evidence.score,
                 report::format_probability(evidence.false_positive_log10),
                 describe_issuance(issuance),
-                describe_content(trace.content.as_ref()),
+                report::describe_content(trace.content.as_ref()),
             )
         }
-    }
-}
-
-/// Whether the image shows the asset its mark names.
-fn describe_content(content: Option<&ContentCheck>) -> String {
-    match content {
-        Some(ContentCheck::Compared { file, found }) if found.shows_original => format!(
-            "; the image shows the asset: its detail correlates {:.2} with {file}'s, its top-left corner at ({:.0}, {:.0}) there",
-            found.correlation, found.offset_x, found.offset_y
-        ),
-        Some(ContentCheck::Compared { file, found }) => format!(
-            "; WARNING: the image does not show the asset (its detail correlates {:.2} with {file}'s): the mark may \
-             have been copied onto another picture; compare the two before relying on this",
-            found.correlation
-        ),
-        Some(ContentCheck::TooLittleOverlap { file }) => {
-            format!("; the image overlaps {file} too little to compare their content")
-        }
-        Some(ContentCheck::Unavailable) => {
-            "; the delivered file and its source are gone or changed since delivery: content not compared".to_owned()
-        }
-        None => String::new(),
     }
 }
 

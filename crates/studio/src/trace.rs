@@ -30,10 +30,10 @@
 
 use image::{DynamicImage, Rgb, RgbImage};
 use serde::Serialize;
-use tattle_core::plane::luma;
+use tattle_core::plane::{luma, Plane};
 use tattle_core::{Payload, Recipient};
 use tattle_detect::{
-    compare_content, ContentMatch, DetectOptions, Detection, Detector, Heatmap, Issued, IssuedMatch,
+    compare_content, ContentMatch, DetectOptions, Detection, Detector, Geometry, Heatmap, Issued, IssuedMatch,
 };
 
 use crate::error::{Error, Result};
@@ -123,6 +123,29 @@ pub enum ContentCheck {
     /// Neither the delivered file nor the source is where the ledger
     /// recorded it with the content it recorded: nothing to compare with.
     Unavailable,
+}
+
+impl ContentCheck {
+    /// Compares `image` with `asset` (luma planes; the asset read from
+    /// `file`) under the geometry its mark was read at.
+    ///
+    /// ```
+    /// use tattle_core::plane::Plane;
+    /// use tattle_detect::Geometry;
+    /// use tattle_studio::trace::ContentCheck;
+    ///
+    /// let asset = Plane::from_shape_fn((200, 300), |(y, x)| ((x * 7 + y * 13) % 29) as f32 * 8.0);
+    /// let speck = Plane::from_elem((8, 8), 128.0);
+    /// let check = ContentCheck::compare("asset.png", &asset, &speck, &Geometry::unchanged());
+    /// assert_eq!(check, ContentCheck::TooLittleOverlap { file: "asset.png".into() });
+    /// ```
+    pub fn compare(file: &str, asset: &Plane, image: &Plane, geometry: &Geometry) -> Self {
+        let file = file.to_owned();
+        match compare_content(asset, image, geometry) {
+            Some(found) => Self::Compared { file, found },
+            None => Self::TooLittleOverlap { file },
+        }
+    }
 }
 
 impl Trace {
@@ -297,11 +320,7 @@ fn check_content(
     let Some((path, asset)) = asset else {
         return ContentCheck::Unavailable;
     };
-    let file = path.clone();
-    match compare_content(&luma(&asset), &luma(image), geometry) {
-        Some(found) => ContentCheck::Compared { file, found },
-        None => ContentCheck::TooLittleOverlap { file },
-    }
+    ContentCheck::compare(path, &luma(&asset), &luma(image), geometry)
 }
 
 /// The heat map drawn over a dimmed grey copy of the image: cells where
