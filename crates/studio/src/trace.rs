@@ -320,7 +320,11 @@ fn check_content(
     let Some((path, asset)) = asset else {
         return ContentCheck::Unavailable;
     };
-    ContentCheck::compare(path, &luma(&asset), &luma(image), geometry)
+    // The decoded asset is freed before the comparison's own planes are
+    // made: on a large delivery it is the biggest thing held.
+    let plane = luma(&asset);
+    drop(asset);
+    ContentCheck::compare(path, &plane, &luma(image), geometry)
 }
 
 /// The heat map drawn over a dimmed grey copy of the image: cells where
