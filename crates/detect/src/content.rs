@@ -19,9 +19,10 @@
 //! each image minus its local mean, so broad shading and flat fields count
 //! for nothing.
 //!
-//! It is a comparison of pictures, not a statistical test. A leak of the
-//! asset correlates highly even after a crop, halving, rotation or JPEG 75.
-//! Two different pictures correlate near zero.
+//! It is a comparison of pictures, not a statistical test. On the corpus a
+//! leak of the asset correlates 0.64 or more through crops, halving,
+//! rotations, screenshots, perspectives and JPEG 75, and two different
+//! pictures 0.33 at most ([`SHOWS_ORIGINAL`] lies between).
 
 use image::imageops::FilterType;
 use image::{ImageBuffer, Luma};
@@ -56,8 +57,8 @@ const MIN_OVERLAP_PIXELS: usize = 1024;
 const MIN_OVERLAP_SHARE: f64 = 0.25;
 /// Correlation from which the received image is said to show the
 /// original. Measured on the corpus (docs/BENCHMARKS.md, "Content
-/// comparison"): leaks of the asset through the benchmark's attacks read
-/// far above it, different pictures far below.
+/// comparison"): leaks of the asset through 18 of the benchmark's attacks
+/// read 0.64 or more, different pictures 0.33 at most.
 pub const SHOWS_ORIGINAL: f64 = 0.5;
 
 /// How closely a received image shows an original, and where it lies in
