@@ -362,12 +362,8 @@ fn detect_on_a_stamped_delivery_points_to_trace() {
         line.contains("marked, payload unreadable") && line.contains("`tattle trace` reads"),
         "{line}"
     );
-    let o = ok(tattle(&studio, &["trace", stamped]));
-    assert!(
-        text(&o.stdout).contains("vendor \"Acme VFX\""),
-        "{}",
-        text(&o.stdout)
-    );
+    let traced = text(&ok(tattle(&studio, &["trace", stamped])).stdout);
+    assert!(traced.contains("vendor \"Acme VFX\""), "{traced}");
 }
 
 #[test]

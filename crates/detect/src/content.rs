@@ -24,6 +24,8 @@
 //! rotations, screenshots, perspectives and JPEG 75, and two different
 //! pictures 0.33 at most ([`SHOWS_ORIGINAL`] lies between).
 
+use std::borrow::Cow;
+
 use image::imageops::FilterType;
 use image::{ImageBuffer, Luma};
 use rustfft::num_complex::Complex32;
@@ -230,15 +232,15 @@ fn forward_scale(m: [f64; 4]) -> f64 {
 }
 
 /// `plane` resized by `fx` × `fy` (at least one pixel a side), filtered
-/// as it shrinks.
-fn resized(plane: &Plane, fx: f64, fy: f64) -> Plane {
+/// as it shrinks; borrowed when that leaves its size as it is.
+fn resized(plane: &Plane, fx: f64, fy: f64) -> Cow<'_, Plane> {
     let (h, w) = plane.dim();
     let (nw, nh) = (
         ((w as f64 * fx).round() as u32).max(1),
         ((h as f64 * fy).round() as u32).max(1),
     );
     if (nw as usize, nh as usize) == (w, h) {
-        return plane.clone();
+        return Cow::Borrowed(plane);
     }
     // The image crate takes float samples to lie in [0, 1] and clamps
     // them there: map the plane's range onto it and back (the triangle
@@ -255,15 +257,16 @@ fn resized(plane: &Plane, fx: f64, fy: f64) -> Plane {
         .map(|v| (v - low) / range)
         .collect();
     let Some(buffer) = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, values) else {
-        return plane.clone();
+        return Cow::Borrowed(plane);
     };
     let small = image::imageops::resize(&buffer, nw, nh, FilterType::Triangle);
     let values = small.into_raw().into_iter().map(|v| low + v * range).collect();
-    Plane::from_shape_vec((nh as usize, nw as usize), values).unwrap_or_else(|_| plane.clone())
+    Plane::from_shape_vec((nh as usize, nw as usize), values).map_or(Cow::Borrowed(plane), Cow::Owned)
 }
 
-/// The detail of `plane` where `valid`: the plane minus its local mean,
-/// then minus the mean of that, and zero elsewhere. Invalid pixels are
+/// The detail of `plane` where `valid`: its 3x3 mean minus its
+/// [`DETAIL_RADIUS`] mean, then minus the mean of that, and zero
+/// elsewhere. Invalid pixels are
 /// filled with the valid ones' mean first, so that the border of the
 /// valid region does not read as an edge.
 fn detail(plane: &Plane, valid: &[bool]) -> Plane {

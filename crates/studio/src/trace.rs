@@ -37,7 +37,7 @@ use tattle_detect::{
 };
 
 use crate::error::{Error, Result};
-use crate::files::load_image_hashed;
+use crate::files::{decode_image, read, sha256_hex};
 use crate::ledger::{split_payload, Issuance, Ledger, Vendor};
 use crate::workspace::Studio;
 
@@ -301,11 +301,7 @@ impl<'a> Tracer<'a> {
 /// Compares `image` with the asset `issuance` records, under the geometry
 /// its mark was read at: with the delivered file if it is still as
 /// delivered, else with the source if that is still as stamped.
-fn check_content(
-    image: &DynamicImage,
-    issuance: &Issuance,
-    geometry: &tattle_detect::Geometry,
-) -> ContentCheck {
+fn check_content(image: &DynamicImage, issuance: &Issuance, geometry: &Geometry) -> ContentCheck {
     let candidates = [
         (&issuance.output_path, issuance.output_sha256.as_deref()),
         (&issuance.source_path, Some(issuance.source_sha256.as_str())),
@@ -313,9 +309,12 @@ fn check_content(
     // A file that cannot be read, or no longer holds what the ledger
     // recorded, is passed over: comparing with other content would be
     // evidence of nothing.
+    // The hash is checked before decoding: a changed file is not decoded.
     let asset = candidates.into_iter().find_map(|(path, recorded)| {
-        let (sha256, asset) = load_image_hashed(std::path::Path::new(path)).ok()?;
-        (Some(sha256.as_str()) == recorded).then_some((path, asset))
+        let path_ref = std::path::Path::new(path);
+        let bytes = read(path_ref).ok()?;
+        (Some(sha256_hex(&bytes).as_str()) == recorded).then_some(())?;
+        decode_image(path_ref, &bytes).ok().map(|asset| (path, asset))
     });
     let Some((path, asset)) = asset else {
         return ContentCheck::Unavailable;
