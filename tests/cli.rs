@@ -117,15 +117,21 @@ fn embed_then_detect_reads_the_payload_and_json_is_complete() {
     assert!(clean["false_positive_probability"].as_f64().unwrap() > 1e-9);
 }
 
-#[test]
-fn detect_with_the_original_says_whether_the_image_shows_it() {
+/// [`marked_photo`] with `crop.png` beside it: a 512x384 crop of the
+/// marked picture, cut at (100, 60).
+fn marked_photo_cropped() -> (tempfile::TempDir, String) {
     let (dir, input) = marked_photo();
-    // A crop of the marked picture shows it, cut at (100, 60).
     image::open(dir.path().join("m.png"))
         .unwrap()
         .crop_imm(100, 60, 512, 384)
         .save(dir.path().join("crop.png"))
         .unwrap();
+    (dir, input)
+}
+
+#[test]
+fn detect_with_the_original_says_whether_the_image_shows_it() {
+    let (dir, input) = marked_photo_cropped();
     let other = sample("film3d_bbb_splash.png");
     let detect = |original: &str| {
         let o = run(
@@ -168,6 +174,62 @@ fn detect_with_the_original_says_whether_the_image_shows_it() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn detect_draws_the_original_beside_the_image_and_needs_the_original_to() {
+    let (dir, input) = marked_photo_cropped();
+    let o = run(
+        &[
+            "detect",
+            "--key",
+            "k.key",
+            "--json",
+            "--original",
+            &input,
+            "--side-by-side",
+            "side.png",
+            "crop.png",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let found: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(found["side_by_side"], "side.png", "{found}");
+    let panels = image::open(dir.path().join("side.png")).unwrap().to_rgb8();
+    assert_eq!(panels.dimensions(), (3 * 512 + 2 * 8, 384));
+    // The original drawn as the crop shows it is the crop but for the mark,
+    // and the test can tell: a few pixels off, it differs far more.
+    let crop = image::open(dir.path().join("crop.png")).unwrap().to_rgb8();
+    let difference = |shift: u32| {
+        let pixels = (0..384).flat_map(|y| (0..500).map(move |x| (x, y)));
+        let total: u32 = pixels
+            .map(|(x, y)| {
+                let (a, b) = (crop.get_pixel(x, y).0, panels.get_pixel(512 + 8 + x + shift, y).0);
+                (0..3).map(|c| u32::from(a[c].abs_diff(b[c]))).sum::<u32>()
+            })
+            .sum();
+        f64::from(total) / (3.0 * 500.0 * 384.0)
+    };
+    let (aligned, off_by_a_few) = (difference(0), difference(3));
+    assert!(
+        aligned < 2.0 && off_by_a_few > 3.0 * aligned,
+        "{aligned} {off_by_a_few}"
+    );
+    // Without `--original` there is nothing to draw beside the image.
+    let o = run(
+        &[
+            "detect",
+            "--key",
+            "k.key",
+            "--side-by-side",
+            "side.png",
+            "crop.png",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--original"), "{}", stderr(&o));
 }
 
 #[test]

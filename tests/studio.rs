@@ -128,6 +128,7 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
     save_jpeg(&leaked, &leak, 60);
 
     let heat = dir.path().join("heat.png");
+    let side_by_side = dir.path().join("side.png");
     // From a folder below the workspace: found by walking up.
     let shots = studio.join("shots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -139,6 +140,8 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
             "--json",
             "--heatmap",
             heat.to_str().unwrap(),
+            "--side-by-side",
+            side_by_side.to_str().unwrap(),
         ],
     ));
     let trace = &json_lines(&o)[0];
@@ -165,6 +168,23 @@ fn init_vendors_stamp_and_trace_a_damaged_leak_to_the_right_vendor_and_asset() {
         "{content}"
     );
     assert_eq!(image::image_dimensions(&heat).unwrap(), (576, 360));
+    // The side-by-side picture: the leak, the delivered file as the leak
+    // shows it, and the two in squares. The second panel matches the first.
+    assert_eq!(trace["side_by_side"], side_by_side.to_str().unwrap());
+    let panels = image::open(&side_by_side).unwrap().to_luma8();
+    assert_eq!(panels.dimensions(), (3 * 576 + 2 * 8, 360));
+    let difference = |shift: u32| {
+        let pixels = (0..360).flat_map(|y| (0..576).map(move |x| (x, y)));
+        pixels
+            .map(|(x, y)| f64::from(panels.get_pixel(x, y)[0].abs_diff(panels.get_pixel(x + shift, y)[0])))
+            .sum::<f64>()
+            / (576.0 * 360.0)
+    };
+    let (aligned, off_by_a_few) = (difference(576 + 8), difference(576 + 8 + 3));
+    assert!(
+        aligned < 4.0 && off_by_a_few > 2.0 * aligned,
+        "{aligned} {off_by_a_few}"
+    );
 
     // Text output names vendor and asset; an unmarked image is "no mark".
     let original = samples.join("film3d_bbb_splash.png");
@@ -436,8 +456,28 @@ fn without_the_delivered_file_or_its_source_the_content_is_not_compared() {
     let found = &json_lines(&o)[0];
     assert_eq!(found["verdict"], "attributed", "{found}");
     assert_eq!(found["content"]["status"], "unavailable", "{found}");
-    let line = text(&ok(tattle(&studio, &["trace", leak.to_str().unwrap()])).stdout);
-    assert!(line.contains("content not compared"), "{line}");
+    let side = dir.path().join("side.png");
+    let o = ok(tattle(
+        &studio,
+        &[
+            "trace",
+            leak.to_str().unwrap(),
+            "--side-by-side",
+            side.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        text(&o.stdout).contains("content not compared"),
+        "{}",
+        text(&o.stdout)
+    );
+    // Nothing to show beside the leak: no picture, and a note that says so.
+    assert!(!side.exists());
+    assert!(
+        text(&o.stderr).contains("no side-by-side picture"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

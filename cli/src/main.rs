@@ -16,7 +16,7 @@ use tattle_core::{Key, Payload, Recipient};
 use tattle_detect::{DetectOptions, Detection, Issued, IssuedMatch};
 use tattle_embed::EmbedOptions;
 use tattle_studio::files;
-use tattle_studio::trace::ContentCheck;
+use tattle_studio::trace::{render_side_by_side, ContentCheck};
 use tattle_studio::warm::WarmWorkers;
 
 // Marking allocates a few image-sized planes per frame; mimalloc keeps and
@@ -95,6 +95,13 @@ enum Command {
         /// file by itself.)
         #[arg(long, value_name = "FILE")]
         original: Option<PathBuf>,
+        /// With `--original`: write a picture for showing a person that the
+        /// image shows the original (PNG): the image, the original as the
+        /// image shows it (the recovered geometry undone), and the two in
+        /// alternating squares. With several inputs, `NAME.png` becomes
+        /// `NAME-<input name>.png`.
+        #[arg(long, value_name = "OUT.png", requires = "original")]
+        side_by_side: Option<PathBuf>,
     },
     /// Create a studio workspace: tattle.toml, a new secret key and an empty ledger.
     Init {
@@ -171,6 +178,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             threshold,
             payloads,
             original,
+            side_by_side,
         } => detect(
             &key,
             &inputs,
@@ -179,6 +187,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threshold,
                 payloads: payloads.as_deref(),
                 original: original.as_deref(),
+                side_by_side: side_by_side.as_deref(),
             },
         ),
         Command::Init { dir, name } => studio::init(&dir, name),
@@ -269,6 +278,9 @@ struct DetectRecord<'a> {
     /// With `--original`, whether the image shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a ContentCheck>,
+    /// With `--side-by-side`, the picture written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    side_by_side: Option<String>,
 }
 
 /// Reads `--payloads`: one payload per line, blank lines and `#` comments
@@ -299,6 +311,7 @@ struct DetectArgs<'a> {
     threshold: f64,
     payloads: Option<&'a Path>,
     original: Option<&'a Path>,
+    side_by_side: Option<&'a Path>,
 }
 
 fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitCode> {
@@ -307,11 +320,19 @@ fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitC
         threshold,
         payloads,
         original,
+        side_by_side,
     } = args;
     let key = load_key(key_path)?;
     let issued = payloads.map(read_payloads).transpose()?.unwrap_or_default();
+    // The decoded original is kept only to draw the side-by-side picture:
+    // the comparison itself needs its luma alone.
     let original = original
-        .map(|path| anyhow::Ok((path.display().to_string(), luma(&files::load_image(path)?))))
+        .map(|path| {
+            let decoded = files::load_image(path)?;
+            let plane = luma(&decoded);
+            let kept = side_by_side.is_some().then_some(decoded);
+            anyhow::Ok((path.display().to_string(), plane, kept))
+        })
         .transpose()?;
     let detector = DetectOptions::default().threshold(threshold).build(&key)?;
     let mut all_found = true;
@@ -330,13 +351,24 @@ fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitC
                     detection.locate_by(matched);
                 }
                 let found = detection.detected || matched.is_some();
-                let content = original.as_ref().filter(|_| found).and_then(|(file, asset)| {
+                let content = original.as_ref().filter(|_| found).and_then(|(file, asset, _)| {
                     let geometry = detection.geometry.as_ref()?;
                     Some(ContentCheck::compare(file, asset, &luma(&img), geometry))
                 });
-                Ok((detection, matched, sha256, content))
+                let picture = write_picture(side_by_side, input, inputs.len() > 1, || {
+                    let (_, _, Some(decoded)) = original.as_ref()? else {
+                        return None;
+                    };
+                    let (Some(ContentCheck::Compared { found, .. }), Some(geometry)) =
+                        (&content, detection.geometry.as_ref())
+                    else {
+                        return None;
+                    };
+                    Some(render_side_by_side(&img, decoded, found, geometry))
+                })?;
+                Ok((detection, matched, sha256, content, picture))
             });
-        let (detection, matched, sha256, content) = match result {
+        let (detection, matched, sha256, content, picture) = match result {
             Ok(found) => found,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
@@ -345,6 +377,12 @@ fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitC
             }
         };
         all_found &= detection.detected || matched.is_some();
+        if side_by_side.is_some() && picture.is_none() {
+            eprintln!(
+                "tattle: no side-by-side picture for {}: it was not compared with the original",
+                input.display()
+            );
+        }
         let path = input.display().to_string();
         let line = if json {
             serde_json::to_string(&DetectRecord {
@@ -353,6 +391,7 @@ fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitC
                 detection: &detection,
                 matched: matched.as_ref(),
                 content: content.as_ref(),
+                side_by_side: picture.as_ref().map(|p| p.display().to_string()),
             })?
         } else {
             describe(&path, &detection, matched.as_ref()) + &report::describe_content(content.as_ref())
@@ -362,6 +401,38 @@ fn detect(key_path: &Path, inputs: &[PathBuf], args: DetectArgs) -> Result<ExitC
         }
     }
     Ok(examination_status(failed, all_found))
+}
+
+/// Writes the picture `render` draws, when there is one, to `out` (PNG);
+/// with `several` inputs, to `out`'s name with `-<input name>` added, so
+/// that each input gets its own. The path written, if any.
+pub(crate) fn write_picture(
+    out: Option<&Path>,
+    input: &Path,
+    several: bool,
+    render: impl FnOnce() -> Option<image::RgbImage>,
+) -> Result<Option<PathBuf>> {
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let Some(picture) = render() else {
+        return Ok(None);
+    };
+    let path = if several {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.with_file_name(format!("{stem}-{name}.png"))
+    } else {
+        out.to_owned()
+    };
+    files::save_image_atomic(&image::DynamicImage::ImageRgb8(picture), &path, 95)?;
+    Ok(Some(path))
 }
 
 /// Writes one line of a verdict to standard output; false when the reader

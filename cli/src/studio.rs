@@ -238,6 +238,12 @@ pub struct TraceArgs {
     /// inputs, `NAME.png` becomes `NAME-<input name>.png`.
     #[arg(long, value_name = "OUT.png")]
     heatmap: Option<PathBuf>,
+    /// Write a picture for showing a person that the image shows the asset
+    /// its mark names (PNG): the image, the asset as the image shows it
+    /// (the recovered geometry undone), and the two in alternating squares.
+    /// With several inputs, `NAME.png` becomes `NAME-<input name>.png`.
+    #[arg(long, value_name = "OUT.png")]
+    side_by_side: Option<PathBuf>,
     /// Largest false-positive probability at which a mark is reported.
     #[arg(long, default_value_t = 1e-9)]
     threshold: f64,
@@ -253,6 +259,8 @@ struct TraceRecord<'a> {
     #[serde(flatten)]
     trace: &'a Trace,
     heatmap: Option<String>,
+    /// With `--side-by-side`, the picture written.
+    side_by_side: Option<String>,
     /// When it was examined (UTC, RFC 3339).
     examined: String,
     /// The fingerprint of the studio key it was examined with.
@@ -272,18 +280,17 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
             .map_err(anyhow::Error::from)
             .and_then(|(sha256, image)| {
                 let trace = tracer.trace(&image, args.heatmap.is_some())?;
-                let heatmap = match (&args.heatmap, &trace.heatmap) {
-                    (Some(out), Some(map)) => {
-                        let path = heatmap_path(out, input, args.inputs.len() > 1);
-                        let picture = image::DynamicImage::ImageRgb8(render_heatmap(&image, map));
-                        files::save_image_atomic(&picture, &path, 95)?;
-                        Some(path)
-                    }
-                    _ => None,
-                };
-                Ok((trace, heatmap, sha256))
+                let several = args.inputs.len() > 1;
+                let heatmap = crate::write_picture(args.heatmap.as_deref(), input, several, || {
+                    trace.heatmap.as_ref().map(|map| render_heatmap(&image, map))
+                })?;
+                let side_by_side =
+                    crate::write_picture(args.side_by_side.as_deref(), input, several, || {
+                        trace.side_by_side(&image)
+                    })?;
+                Ok((trace, heatmap, side_by_side, sha256))
             });
-        let (trace, heatmap, sha256) = match result {
+        let (trace, heatmap, side_by_side, sha256) = match result {
             Ok(t) => t,
             Err(err) => {
                 eprintln!("tattle: error: {err:#}");
@@ -300,12 +307,19 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
                 input.display()
             );
         }
+        if args.side_by_side.is_some() && side_by_side.is_none() {
+            eprintln!(
+                "tattle: no side-by-side picture for {}: it was not compared with the asset its mark names",
+                input.display()
+            );
+        }
         let line = if args.json {
             serde_json::to_string(&TraceRecord {
                 path: input.display().to_string(),
                 sha256,
                 trace: &trace,
                 heatmap: heatmap.as_ref().map(|p| p.display().to_string()),
+                side_by_side: side_by_side.as_ref().map(|p| p.display().to_string()),
                 examined,
                 key_fingerprint: &key_fingerprint,
                 tattle_version: env!("CARGO_PKG_VERSION"),
@@ -318,21 +332,6 @@ pub fn trace(studio: &StudioArg, args: TraceArgs) -> Result<ExitCode> {
         }
     }
     Ok(crate::examination_status(failed, all_found))
-}
-
-fn heatmap_path(out: &Path, input: &Path, several: bool) -> PathBuf {
-    if !several {
-        return out.to_owned();
-    }
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!("{stem}-{name}.png"))
 }
 
 fn describe_trace(path: &str, trace: &Trace) -> String {

@@ -26,8 +26,8 @@
 
 use std::borrow::Cow;
 
-use image::imageops::FilterType;
-use image::{ImageBuffer, Luma};
+use image::imageops::{interpolate_bilinear, FilterType};
+use image::{ImageBuffer, Luma, Rgb, RgbImage};
 use rustfft::num_complex::Complex32;
 use serde::Serialize;
 use tattle_core::plane::{box_mean, Plane};
@@ -105,6 +105,92 @@ pub struct ContentMatch {
     /// Whether the correlation reaches [`SHOWS_ORIGINAL`].
     pub shows_original: bool,
 }
+
+impl ContentMatch {
+    /// `original` as the received image shows it: an image of the
+    /// received image's size, `width` × `height`, each of whose pixels shows
+    /// the original where this match and `geometry` (the one the match was
+    /// found under) place it, and a grey checkerboard where the received
+    /// image shows something outside the original (a letterbox, a
+    /// screenshot's desktop). Put beside the received image, it shows a
+    /// person what the correlation measured.
+    ///
+    /// The map is the geometry's scale, rotation and mirror with the
+    /// match's offset; a perspective the geometry reports is left out, so
+    /// an image seen at an angle lines up at its centre and drifts by up
+    /// to [`Geometry::perspective_percent`] towards its edges.
+    ///
+    /// ```
+    /// use image::{DynamicImage, RgbImage};
+    /// use tattle_core::plane::luma;
+    /// use tattle_detect::{compare_content, Geometry};
+    ///
+    /// let original = RgbImage::from_fn(400, 300, |x, y| {
+    ///     let h = (x / 9).wrapping_mul(0x9e37_79b9) ^ (y / 7).wrapping_mul(0x85eb_ca6b);
+    ///     let v = (h.wrapping_mul(0xc2b2_ae35) >> 24) as u8;
+    ///     image::Rgb([v, v / 2, 255 - v])
+    /// });
+    /// // A crop of it, 100 pixels in from the left and 50 from the top.
+    /// let crop = image::imageops::crop_imm(&original, 100, 50, 200, 200).to_image();
+    /// let geometry = Geometry::unchanged();
+    /// let plane = |image: &RgbImage| luma(&DynamicImage::ImageRgb8(image.clone()));
+    /// let found = compare_content(&plane(&original), &plane(&crop), &geometry).unwrap();
+    /// let shown = found.original_as_received(&original, &geometry, 200, 200);
+    /// assert_eq!(shown.dimensions(), (200, 200));
+    /// let (a, b) = (shown.get_pixel(20, 30), crop.get_pixel(20, 30));
+    /// assert!(a.0.iter().zip(b.0).all(|(a, b)| a.abs_diff(b) <= 2));
+    /// ```
+    pub fn original_as_received(
+        &self,
+        original: &RgbImage,
+        geometry: &Geometry,
+        width: u32,
+        height: u32,
+    ) -> RgbImage {
+        let forward = original_to_received(geometry);
+        let checker = |x: u32, y: u32| {
+            let v = if (x / CHECKER + y / CHECKER) % 2 == 0 {
+                96
+            } else {
+                160
+            };
+            Rgb([v; 3])
+        };
+        let Some(inverse) = invert(forward) else {
+            return RgbImage::from_fn(width, height, checker);
+        };
+        // Sampling a larger original at the received image's pixels would
+        // alias: shrink it to about the received scale first.
+        let shrink = forward_scale(forward).min(1.0);
+        let (ow, oh) = original.dimensions();
+        let (sw, sh) = (
+            ((f64::from(ow) * shrink).round() as u32).max(1),
+            ((f64::from(oh) * shrink).round() as u32).max(1),
+        );
+        let source = if (sw, sh) == (ow, oh) {
+            Cow::Borrowed(original)
+        } else {
+            Cow::Owned(image::imageops::resize(original, sw, sh, FilterType::Triangle))
+        };
+        let (kx, ky) = (f64::from(sw) / f64::from(ow), f64::from(sh) / f64::from(oh));
+        RgbImage::from_fn(width, height, |x, y| {
+            let (px, py) = apply(inverse, (f64::from(x) + 0.5, f64::from(y) + 0.5));
+            let (px, py) = (px + self.offset_x, py + self.offset_y);
+            let (sx, sy) = (px * kx - 0.5, py * ky - 0.5);
+            let inside = px >= 0.0 && py >= 0.0 && px <= f64::from(ow) && py <= f64::from(oh);
+            let clamp = |v: f64, n: u32| v.clamp(0.0, f64::from(n - 1)) as f32;
+            if inside {
+                interpolate_bilinear(&*source, clamp(sx, sw), clamp(sy, sh)).unwrap_or_else(|| checker(x, y))
+            } else {
+                checker(x, y)
+            }
+        })
+    }
+}
+
+/// Side, in pixels, of the squares that mark where
+/// [`ContentMatch::original_as_received`] has no original to show.
+const CHECKER: u32 = 16;
 
 /// Compares `received` with `original` (both luma planes) under the
 /// geometric change `geometry` that maps the original onto the received
@@ -663,6 +749,62 @@ mod tests {
             "{found:?}"
         );
         assert!(found.overlap > 0.95, "{found:?}");
+    }
+
+    /// Mean absolute difference of two images' luma over the pixels at
+    /// least `margin` from their edges.
+    fn mean_difference(a: &RgbImage, b: &RgbImage, margin: u32) -> f64 {
+        let (a, b) = (
+            luma(&DynamicImage::ImageRgb8(a.clone())),
+            luma(&DynamicImage::ImageRgb8(b.clone())),
+        );
+        let (h, w) = a.dim();
+        let m = margin as usize;
+        let inner = a.slice(ndarray::s![m..h - m, m..w - m]);
+        let other = b.slice(ndarray::s![m..h - m, m..w - m]);
+        inner
+            .iter()
+            .zip(other.iter())
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .sum::<f64>()
+            / inner.len() as f64
+    }
+
+    #[test]
+    fn the_original_is_drawn_as_the_received_image_shows_it() {
+        let original = picture(8, 640, 480);
+        let received = original
+            .crop_imm(200, 120, 360, 300)
+            .fliph()
+            .resize_exact(180, 150, image::imageops::FilterType::CatmullRom)
+            .to_rgb8();
+        let g = geometry(0.5, 0.0, true);
+        let plane = |i: &RgbImage| luma(&DynamicImage::ImageRgb8(i.clone()));
+        let found = compare_content(&luma(&original), &plane(&received), &g).unwrap();
+        let shown = found.original_as_received(&original.to_rgb8(), &g, 180, 150);
+        assert!(mean_difference(&shown, &received, 2) < 8.0);
+        // Unmirrored, the same pixels no longer agree: the test can tell.
+        let wrong = found.original_as_received(&original.to_rgb8(), &geometry(0.5, 0.0, false), 180, 150);
+        assert!(mean_difference(&wrong, &received, 2) > 20.0);
+    }
+
+    #[test]
+    fn what_lies_outside_the_original_is_drawn_as_a_checkerboard() {
+        let original = picture(9, 320, 240);
+        // Letterboxed: 40 black rows above and below the whole picture.
+        let mut received = RgbImage::new(320, 320);
+        image::imageops::replace(&mut received, &original.to_rgb8(), 0, 40);
+        let g = Geometry::unchanged();
+        let found = compare_content(
+            &luma(&original),
+            &luma(&DynamicImage::ImageRgb8(received.clone())),
+            &g,
+        )
+        .unwrap();
+        let shown = found.original_as_received(&original.to_rgb8(), &g, 320, 320);
+        assert_eq!(shown.get_pixel(5, 5).0, [96; 3]);
+        assert_eq!(shown.get_pixel(5 + CHECKER, 5).0, [160; 3]);
+        assert_eq!(shown.get_pixel(100, 100), received.get_pixel(100, 100));
     }
 
     #[test]

@@ -154,6 +154,23 @@ impl Trace {
     pub fn found(&self) -> bool {
         self.detection.detected || matches!(self.verdict, Verdict::Matched { .. })
     }
+
+    /// [`render_side_by_side`] for `image`, the image this trace was made
+    /// of, and the file its content was compared with, read again (and
+    /// checked against the ledger's hash again). `None` when the image
+    /// was not compared with its asset, or that file has changed since.
+    pub fn side_by_side(&self, image: &DynamicImage) -> Option<RgbImage> {
+        let (Some(ContentCheck::Compared { file, found }), Some(geometry)) =
+            (&self.content, self.detection.geometry.as_ref())
+        else {
+            return None;
+        };
+        let (Verdict::Attributed { issuance, .. } | Verdict::Matched { issuance, .. }) = &self.verdict else {
+            return None;
+        };
+        let (path, asset) = load_asset(issuance)?;
+        (path == file).then(|| render_side_by_side(image, &asset, found, geometry))
+    }
 }
 
 /// Traces images against a studio's ledger.
@@ -302,21 +319,7 @@ impl<'a> Tracer<'a> {
 /// its mark was read at: with the delivered file if it is still as
 /// delivered, else with the source if that is still as stamped.
 fn check_content(image: &DynamicImage, issuance: &Issuance, geometry: &Geometry) -> ContentCheck {
-    let candidates = [
-        (&issuance.output_path, issuance.output_sha256.as_deref()),
-        (&issuance.source_path, Some(issuance.source_sha256.as_str())),
-    ];
-    // A file that cannot be read, or no longer holds what the ledger
-    // recorded, is passed over: comparing with other content would be
-    // evidence of nothing.
-    // The hash is checked before decoding: a changed file is not decoded.
-    let asset = candidates.into_iter().find_map(|(path, recorded)| {
-        let path_ref = std::path::Path::new(path);
-        let bytes = read(path_ref).ok()?;
-        (Some(sha256_hex(&bytes).as_str()) == recorded).then_some(())?;
-        decode_image(path_ref, &bytes).ok().map(|asset| (path, asset))
-    });
-    let Some((path, asset)) = asset else {
+    let Some((path, asset)) = load_asset(issuance) else {
         return ContentCheck::Unavailable;
     };
     // The decoded asset is freed before the comparison's own planes are
@@ -324,6 +327,94 @@ fn check_content(image: &DynamicImage, issuance: &Issuance, geometry: &Geometry)
     let plane = luma(&asset);
     drop(asset);
     ContentCheck::compare(path, &plane, &luma(image), geometry)
+}
+
+/// The asset `issuance` records, decoded, with the file it was read from:
+/// the delivered file if it still holds what was delivered, else the
+/// source if that still holds what was stamped.
+fn load_asset(issuance: &Issuance) -> Option<(&String, DynamicImage)> {
+    let candidates = [
+        (&issuance.output_path, issuance.output_sha256.as_deref()),
+        (&issuance.source_path, Some(issuance.source_sha256.as_str())),
+    ];
+    // A file that cannot be read, or no longer holds what the ledger
+    // recorded, is passed over: comparing with other content would be
+    // evidence of nothing. The hash is checked before decoding: a changed
+    // file is not decoded.
+    candidates.into_iter().find_map(|(path, recorded)| {
+        let path_ref = std::path::Path::new(path);
+        let bytes = read(path_ref).ok()?;
+        (Some(sha256_hex(&bytes).as_str()) == recorded).then_some(())?;
+        decode_image(path_ref, &bytes).ok().map(|asset| (path, asset))
+    })
+}
+
+/// Longest side, in pixels, of each of [`render_side_by_side`]'s panels.
+pub const PANEL_SIDE: u32 = 2048;
+/// Side, in pixels of a panel, of the squares the third panel alternates.
+const SQUARE: u32 = 64;
+/// White pixels between two panels.
+const GAP: u32 = 8;
+
+/// A picture that shows a person what a content comparison measured:
+/// `image`, then `asset` as the image shows it
+/// ([`ContentMatch::original_as_received`], under the `geometry` the
+/// comparison `found` was made under), then the two in alternating
+/// squares, where a leak of the asset continues across every square's
+/// edge. Each panel is the image's size, shrunk to at most
+/// [`PANEL_SIDE`] pixels a side.
+///
+/// ```
+/// use image::{DynamicImage, RgbImage};
+/// use tattle_core::plane::luma;
+/// use tattle_detect::{compare_content, Geometry};
+/// use tattle_studio::trace::render_side_by_side;
+///
+/// let asset = DynamicImage::ImageRgb8(RgbImage::from_fn(400, 300, |x, y| {
+///     let h = (x / 9).wrapping_mul(0x9e37_79b9) ^ (y / 7).wrapping_mul(0x85eb_ca6b);
+///     image::Rgb([(h.wrapping_mul(0xc2b2_ae35) >> 24) as u8; 3])
+/// }));
+/// let leak = asset.crop_imm(100, 50, 200, 200);
+/// let geometry = Geometry::unchanged();
+/// let found = compare_content(&luma(&asset), &luma(&leak), &geometry).unwrap();
+/// let picture = render_side_by_side(&leak, &asset, &found, &geometry);
+/// assert_eq!(picture.dimensions(), (3 * 200 + 2 * 8, 200));
+/// ```
+pub fn render_side_by_side(
+    image: &DynamicImage,
+    asset: &DynamicImage,
+    found: &ContentMatch,
+    geometry: &Geometry,
+) -> RgbImage {
+    let (width, height) = (image.width().max(1), image.height().max(1));
+    let received = image.to_rgb8();
+    let shown = found.original_as_received(&asset.to_rgb8(), geometry, width, height);
+    let zoom = (f64::from(PANEL_SIDE) / f64::from(width.max(height))).min(1.0);
+    let (pw, ph) = (
+        ((f64::from(width) * zoom).round() as u32).max(1),
+        ((f64::from(height) * zoom).round() as u32).max(1),
+    );
+    let panel = |picture: RgbImage| {
+        if (pw, ph) == picture.dimensions() {
+            picture
+        } else {
+            image::imageops::resize(&picture, pw, ph, image::imageops::FilterType::Triangle)
+        }
+    };
+    let (received, shown) = (panel(received), panel(shown));
+    let mut out = RgbImage::from_pixel(3 * pw + 2 * GAP, ph, Rgb([255; 3]));
+    for (x, y, pixel) in received.enumerate_pixels() {
+        let other = *shown.get_pixel(x, y);
+        out.put_pixel(x, y, *pixel);
+        out.put_pixel(pw + GAP + x, y, other);
+        let mixed = if (x / SQUARE + y / SQUARE) % 2 == 0 {
+            *pixel
+        } else {
+            other
+        };
+        out.put_pixel(2 * (pw + GAP) + x, y, mixed);
+    }
+    out
 }
 
 /// The heat map drawn over a dimmed grey copy of the image: cells where
