@@ -730,9 +730,9 @@ impl Detector {
     /// The geometric search proper, on `luma`, which is `window` of the
     /// received image, and its whitened form: rank every (map, orientation,
     /// tile shift) by the pilot's pixel-domain correlation, then decode the
-    /// strongest few. The identity and the lattice estimates try all eight
-    /// orientations; the brute-force families and the likely maps only the
-    /// upright one.
+    /// strongest few. The identity, the likely maps and the lattice
+    /// estimates try all eight orientations; the brute-force families only
+    /// the upright one.
     ///
     /// The identity, the likely maps and the lattice's maps are tried
     /// first, in that order. As soon as the strongest of their alignments
@@ -774,7 +774,7 @@ impl Detector {
         // The unchanged geometry's weights move into its canonical; its
         // residual is copied, the families' probes still reading it.
         let first_maps = std::iter::once(MapTrial::Unchanged(weights, residual.clone()))
-            .chain(likely_maps.iter().map(|&linear| MapTrial::Searched(linear)))
+            .chain(likely_maps.iter().map(|&linear| MapTrial::Likely(linear)))
             .chain(lattice_maps.into_iter().map(MapTrial::Lattice));
         let mut best: Option<Found> = None;
         let mut rebuilt = None;
@@ -836,12 +836,12 @@ impl Detector {
         let mask = &self.options.mask;
         let is_unchanged = matches!(trial, MapTrial::Unchanged(..));
         let all_orientations = !matches!(trial, MapTrial::Searched(_));
-        let searched = matches!(trial, MapTrial::Searched(_));
+        let searched = matches!(trial, MapTrial::Searched(_) | MapTrial::Likely(_));
         let (canonical, canonical_weights, whitened) = match trial {
             MapTrial::Unchanged(weights, residual) => {
                 (sync::Canonical::identity(luma, window), weights, residual)
             }
-            MapTrial::Lattice(linear) | MapTrial::Searched(linear) => {
+            MapTrial::Lattice(linear) | MapTrial::Searched(linear) | MapTrial::Likely(linear) => {
                 let Some(c) = sync::Canonical::resample(luma, window, linear) else {
                     return;
                 };
@@ -1308,11 +1308,16 @@ enum MapTrial {
     /// estimate is not (a frame turned 5° read 2.9 raw bit errors in 288
     /// under its refined family map, 5.2 under the lattice's).
     Lattice(sync::Linear),
-    /// A map a brute-force family or the likely maps gave, only as exact
-    /// as its grid: made exact from the plane it gives
-    /// (`sync::refine_by_drift`), its tile grid put on whole pixels
-    /// (`sync::grid_offset`), and read upright.
+    /// A map a brute-force family gave, only as exact as its grid: made
+    /// exact from the plane it gives (`sync::refine_by_drift`), its tile
+    /// grid put on whole pixels (`sync::grid_offset`), and read upright.
     Searched(sync::Linear),
+    /// One of the likely maps (`sync::LIKELY_MAPS`): made exact as a
+    /// searched map is, and read in every orientation, since a halved
+    /// frame may also be mirrored or turned a quarter. Where the mark is
+    /// not upright, the upright pilot the exactness steps measure is too
+    /// faint for them and they leave the map as it is (exact already).
+    Likely(sync::Linear),
 }
 
 /// The maps the geometric search has tried, in order, the pixels of the
